@@ -1,0 +1,106 @@
+"""Turning YAML files and dicts into a JobSpec, with errors a person can act on.
+
+Every failure becomes one ``SpecError`` line naming the file and the field path, so
+the CLI can print it and exit 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from jobs.spec import JobSpec
+
+
+class SpecError(ValueError):
+    """A job spec that cannot be accepted; ``str()`` is the one-line explanation."""
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif "[" in str(item):
+            # pydantic names validator steps like 'function-before[...]': not a field.
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _first_error(source: str, error: ValidationError) -> SpecError:
+    # A misspelt field also shows up as the right one "missing": name the misspelling.
+    errors = sorted(error.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    elif not first["type"].startswith("value_error") and not isinstance(first["input"], dict):
+        message += f" (got {_short(first['input'])})"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return SpecError(f"{source}: {_field_path(tuple(first['loc']))}: {message}{more}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_spec(
+    data: Any, *, source: str = "<spec>", now: datetime, base_dir: Path | None = None
+) -> JobSpec:
+    """Validate a mapping; ``now`` judges timestamps, ``base_dir`` anchors ``workdir``."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{source}: the spec must be a mapping of fields, got {type(data).__name__}"
+        )
+    try:
+        spec = JobSpec.model_validate(data, context={"now": now})
+    except ValidationError as exc:
+        raise _first_error(source, exc) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise SpecError(f"{source}: {exc}") from None
+    if spec.workdir is not None:
+        workdir = Path(spec.workdir).expanduser()
+        if not workdir.is_absolute() and base_dir is not None:
+            workdir = base_dir / workdir
+        if not workdir.is_dir():
+            raise SpecError(f"{source}: workdir: directory {str(workdir)!r} does not exist")
+        spec = spec.model_copy(update={"workdir": str(workdir.resolve())})
+    return spec
+
+
+def load_spec(path: str | Path, *, now: datetime) -> JobSpec:
+    """Read a YAML file; the job name defaults to the file's stem."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{source}: file does not exist") from None
+    except IsADirectoryError:
+        raise SpecError(f"{source}: is a directory, not a spec file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{source}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{source}: {where}malformed YAML: {problem}") from None
+    if isinstance(data, dict) and "name" not in data:
+        data = {"name": _default_name(path), **data}
+    return parse_spec(data, source=source, now=now, base_dir=path.parent)
+
+
+def _default_name(path: Path) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in path.stem).strip("-._")
+    return (stem or "job")[:63]

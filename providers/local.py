@@ -1,0 +1,252 @@
+"""The local machine as a provider: its own CPUs/GPUs, a local Ray cluster, a configured price.
+
+Treating the laptop like a cloud means the same plan -> place -> run path is
+exercised on every run, so the embedded default is not a special case that rots.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+from jobs.accelerators import GPUS
+from providers.offering import MarketKind, OfferedAccelerator, Offering, PriceSource
+
+
+class LocalMachine(BaseModel):
+    """What this host has, as detected."""
+
+    hostname: str
+    vcpus: int = Field(ge=1)
+    memory_gb: float = Field(gt=0)
+    gpu_name: str | None = None
+    gpu_count: int = 0
+    gpu_memory_gb: float = 0
+
+
+def detect_machine() -> LocalMachine:
+    """Count CPUs, RAM and NVIDIA GPUs (through nvidia-smi, if it is installed)."""
+    vcpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    machine = LocalMachine(
+        hostname=socket.gethostname() or "localhost",
+        vcpus=vcpus or 1,
+        memory_gb=round(pages / 1e9, 1),
+    )
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return machine
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return machine
+    rows = [line.split(",") for line in out.strip().splitlines() if "," in line]
+    if not rows:
+        return machine
+    return machine.model_copy(
+        update={
+            "gpu_name": _canonical_gpu(rows[0][0]),
+            "gpu_count": len(rows),
+            "gpu_memory_gb": round(float(rows[0][1]) / 1024, 1),
+        }
+    )
+
+
+def _canonical_gpu(reported: str) -> str:
+    """'NVIDIA A100-SXM4-80GB' -> 'A100-80GB'; falls back to the reported name."""
+    text = reported.upper()
+    for info in sorted(GPUS.values(), key=lambda i: -len(i.name)):
+        parts = info.name.upper().split("-")
+        if all(p in text for p in parts):
+            return info.name
+    return reported.strip()
+
+
+def jobs_api_answers(address: str) -> bool:
+    """True when a Ray dashboard (which serves the Jobs API) answers at ``address``."""
+    try:
+        with urllib.request.urlopen(f"{address}/api/version", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class RayCluster(Protocol):
+    @property
+    def address(self) -> str: ...
+
+    def is_up(self) -> bool: ...
+
+    def start(self) -> bool: ...
+
+    def stop(self) -> bool: ...
+
+
+class LocalRayConfig(BaseModel):
+    """Where the local Ray cluster listens; loopback only."""
+
+    gcs_port: int = 6379
+    dashboard_port: int = 8265
+    temp_dir: str | None = Field(default=None, description="Ray's --temp-dir (short path).")
+    num_cpus: int | None = None
+    start_timeout_s: float = 60.0
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+
+class LocalRayCluster:
+    """Starts and stops a single-node Ray cluster on 127.0.0.1 with the Jobs API enabled."""
+
+    def __init__(self, config: LocalRayConfig) -> None:
+        self.config = config
+
+    @property
+    def address(self) -> str:
+        return self.config.address
+
+    def is_up(self) -> bool:
+        return jobs_api_answers(self.address)
+
+    def _ray(self) -> str:
+        beside = Path(sys.executable).with_name("ray")
+        return str(beside) if beside.exists() else (shutil.which("ray") or "ray")
+
+    def _env(self) -> dict[str, str]:
+        # Ray 2.60 turns token auth on by default; a loopback-only cluster does not need it.
+        # Jobs run `python ...`: put this interpreter's bin first so they get our environment.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        return {
+            **os.environ,
+            "PATH": path,
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+
+    def start(self) -> bool:
+        """Start the cluster unless one already answers; True when this call started it."""
+        if self.is_up():
+            return False
+        cmd = [
+            self._ray(),
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={self.config.gcs_port}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={self.config.dashboard_port}",
+            "--include-dashboard=true",
+            "--disable-usage-stats",
+        ]
+        if self.config.temp_dir:
+            cmd.append(f"--temp-dir={self.config.temp_dir}")
+        if self.config.num_cpus is not None:
+            cmd.append(f"--num-cpus={self.config.num_cpus}")
+        result = subprocess.run(cmd, capture_output=True, text=True, env=self._env(), check=False)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"could not start local Ray cluster: {tail[0]}")
+        deadline = time.monotonic() + self.config.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.is_up():
+                return True
+            time.sleep(0.5)
+        raise RuntimeError(f"local Ray cluster did not answer at {self.address}")
+
+    def stop(self) -> bool:
+        """Stop Ray on this machine; False when nothing was running."""
+        was_up = self.is_up()
+        subprocess.run(
+            [self._ray(), "stop", "--force"],
+            capture_output=True,
+            text=True,
+            env=self._env(),
+            check=False,
+        )
+        return was_up
+
+
+class LocalProvider:
+    """This host, offered at a configured price (default $0/h) as one on-demand node."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        cluster: RayCluster,
+        machine: LocalMachine,
+        price_per_hour: float = 0.0,
+    ) -> None:
+        self.cluster = cluster
+        self.machine = machine
+        self.price_per_hour = price_per_hour
+
+    def offerings(self, now: datetime) -> list[Offering]:
+        m = self.machine
+        accel = (
+            OfferedAccelerator(name=m.gpu_name, count=m.gpu_count, memory_gb=m.gpu_memory_gb)
+            if m.gpu_name and m.gpu_count
+            else None
+        )
+        shape = f"local-{m.vcpus}cpu" + (f"-{m.gpu_count}x{m.gpu_name}" if accel else "")
+        return [
+            Offering(
+                cloud="local",
+                region="local",
+                zone=m.hostname,
+                instance_type=shape,
+                accelerators=accel,
+                vcpus=m.vcpus,
+                memory_gb=m.memory_gb,
+                market=MarketKind.ON_DEMAND,
+                price_per_hour=self.price_per_hour,
+                as_of=now,
+                price_source=PriceSource.CONFIGURED,
+            )
+        ]
+
+    def ensure_cluster(self, offering: Offering, num_nodes: int) -> str:
+        if num_nodes != 1:
+            raise RuntimeError("the local provider has one node")
+        self.cluster.start()
+        return self.cluster.address
+
+
+class ExistingRayCluster:
+    """A Ray cluster someone else runs (``SCHED_RAY_ADDRESS``): used, never started or stopped."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address.rstrip("/")
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def is_up(self) -> bool:
+        return jobs_api_answers(self._address)
+
+    def start(self) -> bool:
+        if not self.is_up():
+            raise RuntimeError(f"SCHED_RAY_ADDRESS {self._address} does not answer")
+        return False
+
+    def stop(self) -> bool:
+        raise RuntimeError(f"{self._address} is not managed by sched (SCHED_RAY_ADDRESS is set)")

@@ -1,0 +1,279 @@
+"""The Python API: what pipelines call, and what the CLI is a thin layer over."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from jobs.lifecycle import JobState
+from jobs.loading import SpecError, load_spec, parse_spec
+from jobs.spec import JobSpec
+from providers.base import Provider
+from providers.local import (
+    ExistingRayCluster,
+    LocalProvider,
+    LocalRayCluster,
+    LocalRayConfig,
+    RayCluster,
+    detect_machine,
+)
+from scheduler.config import Settings, load_settings
+from scheduler.controller import Controller
+from scheduler.placement import Plan
+from scheduler.ray_jobs import RayJobs
+from scheduler.records import AttemptRecord, EventRecord, JobRecord
+from scheduler.store import Store
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobView(BaseModel):
+    """A job as shown to people and scripts (``sched status --json``)."""
+
+    id: int
+    name: str
+    state: JobState
+    priority: str
+    submitted_at: datetime
+    updated_at: datetime
+    deadline_at: datetime | None
+    cloud: str | None
+    region: str | None
+    zone: str | None
+    instance_type: str | None
+    market: str | None
+    price_per_hour: float | None
+    attempts: int
+    interruptions: int
+    exit_code: int | None
+    message: str | None
+    cost: float
+    tags: dict[str, str]
+
+    @classmethod
+    def of(cls, job: JobRecord, attempts: list[AttemptRecord]) -> JobView:
+        current = next((a for a in attempts if a.id == job.current_attempt_id), None)
+        return cls(
+            id=job.id or 0,
+            name=job.name,
+            state=JobState(job.state),
+            priority=job.priority,
+            submitted_at=job.submitted_at,
+            updated_at=job.updated_at,
+            deadline_at=job.deadline_at,
+            cloud=current.cloud if current else None,
+            region=current.region if current else None,
+            zone=current.zone if current else None,
+            instance_type=current.instance_type if current else None,
+            market=current.market if current else None,
+            price_per_hour=current.price_per_hour * current.num_nodes if current else None,
+            attempts=len(attempts),
+            interruptions=job.interruptions,
+            exit_code=job.exit_code,
+            message=job.message,
+            cost=job.cost,
+            tags=json.loads(job.tags_json),
+        )
+
+
+class JobHandle:
+    """A submitted job, for ``job = s.submit(spec); job.wait()``."""
+
+    def __init__(self, scheduler: Scheduler, job_id: int) -> None:
+        self.scheduler = scheduler
+        self.id = job_id
+
+    @property
+    def state(self) -> JobState:
+        return self.scheduler.get(self.id).state
+
+    def wait(self, timeout: float | None = None) -> JobState:
+        return self.scheduler.wait(self.id, timeout=timeout)
+
+    def logs(self) -> str:
+        return self.scheduler.logs(self.id)
+
+    def cancel(self) -> JobState:
+        return self.scheduler.cancel(self.id)
+
+    def __repr__(self) -> str:
+        return f"JobHandle(id={self.id})"
+
+
+SpecInput = JobSpec | str | Path | Mapping[str, Any]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        providers: dict[str, Provider] | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.clock = clock
+        self.store = Store(self.settings.db_url)
+        self._providers = providers
+        self._controller: Controller | None = None
+
+    # -- wiring -------------------------------------------------------------------------
+
+    @property
+    def ray_cluster(self) -> RayCluster:
+        s = self.settings
+        if s.ray_address:
+            return ExistingRayCluster(s.ray_address)
+        return LocalRayCluster(
+            LocalRayConfig(
+                gcs_port=s.ray_gcs_port,
+                dashboard_port=s.ray_dashboard_port,
+                temp_dir=s.ray_temp_dir,
+                num_cpus=s.ray_num_cpus,
+            )
+        )
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        if self._providers is None:
+            local = LocalProvider(
+                self.ray_cluster,
+                detect_machine(),
+                price_per_hour=self.settings.local_price_per_hour,
+            )
+            self._providers = {"local": local}
+        return self._providers
+
+    @property
+    def controller(self) -> Controller:
+        if self._controller is None:
+            self._controller = Controller(self.store, self.providers, self.settings, self.clock)
+        return self._controller
+
+    # -- specs --------------------------------------------------------------------------
+
+    def load(self, spec: SpecInput) -> JobSpec:
+        """Validate without storing anything; raises SpecError."""
+        now = self.clock()
+        if isinstance(spec, JobSpec):
+            return parse_spec(spec.model_dump(mode="json"), source="<spec>", now=now)
+        if isinstance(spec, str | Path):
+            return load_spec(spec, now=now)
+        if isinstance(spec, Mapping):
+            return parse_spec(dict(spec), source="<dict>", now=now, base_dir=Path.cwd())
+        raise SpecError(f"<spec>: expected a JobSpec, a path or a dict, got {type(spec).__name__}")
+
+    def plan(self, spec: SpecInput) -> Plan:
+        parsed = self.load(spec)
+        return self.controller.plan(parsed, parsed.deadline_at(self.clock()))
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def submit(self, spec: SpecInput, *, start: bool = True) -> JobHandle:
+        """Store the job (PENDING); with ``start`` also place it and hand it to Ray."""
+        parsed = self.load(spec)
+        now = self.clock()
+        job = self.store.add_job(parsed, submitted_at=now, deadline_at=parsed.deadline_at(now))
+        assert job.id is not None
+        if start:
+            self.controller.reconcile([job.id])
+        return JobHandle(self, job.id)
+
+    def reconcile(self, job_ids: list[int] | None = None) -> list[str]:
+        return self.controller.reconcile(job_ids)
+
+    def get(self, job_id: int, *, refresh: bool = True) -> JobView:
+        job = self.store.get_job(job_id)
+        if refresh and not JobState(job.state).terminal:
+            self.controller.reconcile([job_id])
+            job = self.store.get_job(job_id)
+        return JobView.of(job, self.store.attempts(job_id))
+
+    def list(self, *, limit: int | None = 50, refresh: bool = True) -> list[JobView]:
+        jobs = self.store.list_jobs(limit=limit)
+        unfinished = [j.id for j in jobs if j.id is not None and not JobState(j.state).terminal]
+        if refresh and unfinished:
+            self.controller.reconcile(unfinished)
+            jobs = self.store.list_jobs(limit=limit)
+        return [JobView.of(j, self.store.attempts(j.id or 0)) for j in jobs]
+
+    def attempts(self, job_id: int) -> list[AttemptRecord]:
+        self.store.get_job(job_id)
+        return self.store.attempts(job_id)
+
+    def events(self, job_id: int) -> list[EventRecord]:
+        self.store.get_job(job_id)
+        return self.store.events(job_id)
+
+    def cancel(self, job_id: int) -> JobState:
+        job = self.store.get_job(job_id)
+        if JobState(job.state).terminal:
+            return JobState(job.state)
+        self.store.request_cancel(job_id, self.clock())
+        self.controller.reconcile([job_id])
+        return self.get(job_id, refresh=False).state
+
+    def wait(
+        self,
+        job_id: int,
+        *,
+        timeout: float | None = None,
+        on_change: Callable[[JobView], None] | None = None,
+    ) -> JobState:
+        """Reconcile until the job ends; TimeoutError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: JobState | None = None
+        while True:
+            view = self.get(job_id)
+            if on_change is not None and view.state != last:
+                on_change(view)
+            last = view.state
+            if view.state.terminal:
+                return view.state
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {view.state} after {timeout:g} s")
+            time.sleep(self.settings.poll_interval_s)
+
+    def _current_attempt(self, job_id: int) -> AttemptRecord | None:
+        job = self.store.get_job(job_id)
+        if job.current_attempt_id is None:
+            return None
+        return self.store.attempt(job.current_attempt_id)
+
+    def logs(self, job_id: int) -> str:
+        """Every attempt's output, oldest first, each under a header when there are several."""
+        attempts = [a for a in self.attempts(job_id) if a.cluster_address]
+        parts: list[str] = []
+        for attempt in attempts:
+            text = RayJobs(attempt.cluster_address or "").logs(attempt.submission_id)
+            if len(attempts) > 1:
+                text = f"--- attempt {attempt.number} on {attempt.cloud} {attempt.zone} ---\n{text}"
+            parts.append(text)
+        return "".join(parts)
+
+    def follow_logs(self, job_id: int) -> Iterator[str]:
+        attempt = self._current_attempt(job_id)
+        if attempt is None or not attempt.cluster_address:
+            return iter(())
+        return self.controller.ray(attempt.cluster_address).follow(attempt.submission_id)
+
+    # -- the local cluster ------------------------------------------------------------------
+
+    def up(self) -> tuple[str, bool]:
+        cluster = self.ray_cluster
+        started = cluster.start()
+        return cluster.address, started
+
+    def down(self) -> bool:
+        return self.ray_cluster.stop()
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,294 @@
+"""The ``sched`` command: a thin layer over ``scheduler.api.Scheduler``.
+
+Exit codes: 0 success, 1 the job failed or was cancelled (or the cluster failed us),
+2 bad input or usage. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from scheduler.api import JobView, Scheduler
+    from scheduler.placement import Plan
+
+app = typer.Typer(
+    name="sched",
+    help="Multi-cloud, cost-aware job scheduler for ML: plan, run and track jobs on Ray.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_JOB_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _errors_as_exit_codes(func: F) -> F:
+    """Map the errors users can cause to one line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from jobs.loading import SpecError
+        from scheduler.config import ConfigError
+        from scheduler.ray_jobs import RayUnavailable
+        from scheduler.store import StoreError, UnknownJob
+
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (SpecError, ConfigError, StoreError, UnknownJob) as exc:
+            raise _fail(str(exc).strip("'\""), EXIT_BAD_INPUT) from None
+        except (RayUnavailable, RuntimeError, TimeoutError) as exc:
+            raise _fail(str(exc), EXIT_JOB_FAILED) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted", 130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _scheduler() -> Scheduler:
+    from scheduler.api import Scheduler
+
+    return Scheduler()
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def _job_table(views: list[JobView]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "NAME", "STATE", "WHERE", "MARKET", "$/H", "COST", "EXIT", "SUBMITTED"):
+        table.add_column(column)
+    for v in views:
+        where = f"{v.cloud} {v.zone} {v.instance_type}" if v.cloud else "-"
+        table.add_row(
+            str(v.id),
+            v.name,
+            v.state.value,
+            where,
+            v.market or "-",
+            _money(v.price_per_hour),
+            _money(v.cost),
+            "-" if v.exit_code is None else str(v.exit_code),
+            v.submitted_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    Console().print(table)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+@_errors_as_exit_codes
+def submit(
+    file: Annotated[Path, typer.Argument(help="Job spec (YAML).")],
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow the job to its end.")] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Only store it (PENDING); `sched reconcile` starts it.")
+    ] = False,
+) -> None:
+    """Validate and submit a job; prints its id."""
+    s = _scheduler()
+    job = s.submit(file, start=not queue)
+    typer.echo(job.id)
+    if not wait:
+        return
+    final = s.wait(job.id, on_change=_progress)
+    view = s.get(job.id, refresh=False)
+    typer.echo(
+        f"job {view.id} {final.value}: cost {_money(view.cost)}"
+        + (f", exit code {view.exit_code}" if view.exit_code is not None else ""),
+        err=True,
+    )
+    if final.value != "SUCCEEDED":
+        raise typer.Exit(EXIT_JOB_FAILED)
+
+
+def _progress(view: JobView) -> None:
+    where = f" on {view.cloud} {view.zone} {view.instance_type}" if view.cloud else ""
+    typer.echo(f"job {view.id} {view.state.value}{where}", err=True)
+
+
+@app.command()
+@_errors_as_exit_codes
+def status(
+    job: Annotated[int | None, typer.Argument(help="Job id; omit for recent jobs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show one job in detail, or the recent ones."""
+    s = _scheduler()
+    if job is None:
+        _list(s, as_json, limit=50)
+        return
+    view = s.get(job)
+    if as_json:
+        data = view.model_dump(mode="json")
+        data["events"] = [e.model_dump(mode="json") for e in s.events(job)]
+        _print_json(data)
+        return
+    _job_table([view])
+    if view.message:
+        typer.echo(f"message: {view.message}")
+    for e in s.events(job):
+        typer.echo(f"  {e.at:%H:%M:%S} {e.from_state or '':>12} -> {e.to_state:<12} {e.reason}")
+
+
+def _list(s: Scheduler, as_json: bool, limit: int | None) -> None:
+    views = s.list(limit=limit)
+    if as_json:
+        _print_json([v.model_dump(mode="json") for v in views])
+    elif views:
+        _job_table(views)
+    else:
+        typer.echo("no jobs yet: sched submit FILE")
+
+
+@app.command("list")
+@_errors_as_exit_codes
+def list_jobs(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many jobs.")] = 50,
+) -> None:
+    """List jobs, newest first."""
+    _list(_scheduler(), as_json, limit)
+
+
+@app.command()
+@_errors_as_exit_codes
+def logs(
+    job: Annotated[int, typer.Argument(help="Job id.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+) -> None:
+    """Print a job's output (every attempt)."""
+    s = _scheduler()
+    if follow:
+        for chunk in s.follow_logs(job):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+        return
+    sys.stdout.write(s.logs(job))
+
+
+@app.command()
+@_errors_as_exit_codes
+def cancel(job: Annotated[int, typer.Argument(help="Job id.")]) -> None:
+    """Stop a job wherever it is and record it CANCELLED."""
+    state = _scheduler().cancel(job)
+    typer.echo(f"job {job} {state.value}")
+
+
+@app.command()
+@_errors_as_exit_codes
+def plan(
+    file: Annotated[Path, typer.Argument(help="Job spec (YAML).")],
+    top: Annotated[int, typer.Option("--top", "-n", min=1, help="Placements to show.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show where the job would run, what it would cost, and why; stores nothing."""
+    result = _scheduler().plan(file)
+    if as_json:
+        _print_json(_plan_json(result, top))
+    else:
+        _plan_table(result, top)
+    if not result.placements:
+        raise typer.Exit(EXIT_JOB_FAILED)
+
+
+def _plan_json(result: Plan, top: int) -> dict[str, Any]:
+    return {
+        "placements": [
+            {
+                "rank": i,
+                **p.model_dump(mode="json"),
+                "price_per_hour": p.price_per_hour,
+                "total": p.cost.total,
+            }
+            for i, p in enumerate(result.placements[:top], start=1)
+        ],
+        "rejected": [{"pool": r.offering.pool, "reason": r.reason} for r in result.rejected],
+    }
+
+
+def _plan_table(result: Plan, top: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not result.placements:
+        console.print(f"no feasible placement: {result.why_none()}")
+        return
+    table = Table(box=None, header_style="bold")
+    columns = ("#", "CLOUD", "REGION/ZONE", "TYPE", "MARKET", "$/H", "HOURS")
+    for column in (*columns, "COMPUTE", "PREEMPT", "EGRESS", "TOTAL"):
+        table.add_column(column)
+    for i, p in enumerate(result.placements[:top], start=1):
+        o = p.offering
+        table.add_row(
+            str(i),
+            o.cloud,
+            f"{o.region}/{o.zone}",
+            o.instance_type,
+            o.market.value,
+            _money(p.price_per_hour),
+            f"{p.expected_hours:.2f}",
+            _money(p.cost.compute),
+            _money(p.cost.preemption),
+            _money(p.cost.egress),
+            _money(p.cost.total),
+        )
+    console.print(table)
+    if result.rejected:
+        console.print(f"{len(result.rejected)} offering(s) ruled out: {result.why_none()}")
+
+
+@app.command()
+@_errors_as_exit_codes
+def reconcile() -> None:
+    """Advance every unfinished job once: place queued jobs, refresh running ones."""
+    s = _scheduler()
+    for warning in s.reconcile():
+        typer.echo(f"warning: {warning}", err=True)
+    unfinished = [v for v in s.list(limit=None, refresh=False) if not v.state.terminal]
+    typer.echo(f"{len(unfinished)} unfinished job(s)")
+
+
+@app.command()
+@_errors_as_exit_codes
+def up() -> None:
+    """Start the local Ray cluster (done automatically on first submit)."""
+    address, started = _scheduler().up()
+    typer.echo(f"{'started' if started else 'already running'}: {address}")
+
+
+@app.command()
+@_errors_as_exit_codes
+def down() -> None:
+    """Stop the local Ray cluster."""
+    stopped = _scheduler().down()
+    typer.echo("stopped" if stopped else "not running")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,340 @@
+"""The reconcile step: the only code that moves jobs between states.
+
+Each call looks at what the database says and what the cluster says and takes one
+job as far forward as it can. Every move goes through ``Store.transition`` with the
+state it expects to find, so two processes reconciling at once cannot both place or
+launch the same job: the loser gets StaleState and leaves it alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jobs.accelerators import AcceleratorKind
+from jobs.lifecycle import AttemptState, JobState
+from jobs.spec import JobSpec
+from providers.base import Provider
+from providers.offering import Offering
+from scheduler.config import Settings
+from scheduler.placement import Placement, Plan, hours_until, plan
+from scheduler.ray_jobs import RayJobs, RayUnavailable
+from scheduler.records import AttemptRecord, JobRecord
+from scheduler.store import StaleState, Store
+
+Clock = Callable[[], datetime]
+
+_ACTIVE = (JobState.PROVISIONING, JobState.RUNNING)
+
+
+def submission_id(job_id: int, attempt: int) -> str:
+    """Deterministic, so a retried submit finds the job it already made."""
+    return f"sched-{job_id}-{attempt}"
+
+
+def attempt_cost(attempt: AttemptRecord, ended_at: datetime) -> float:
+    if attempt.started_at is None:
+        return 0.0
+    hours = max(0.0, (ended_at - attempt.started_at).total_seconds() / 3600)
+    return attempt.price_per_hour * attempt.num_nodes * hours
+
+
+class Controller:
+    def __init__(
+        self,
+        store: Store,
+        providers: dict[str, Provider],
+        settings: Settings,
+        clock: Clock,
+        ray_jobs_factory: Callable[[str], RayJobs] = RayJobs,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.settings = settings
+        self.clock = clock
+        self._ray_factory = ray_jobs_factory
+        self._ray: dict[str, RayJobs] = {}
+
+    def ray(self, address: str) -> RayJobs:
+        if address not in self._ray:
+            self._ray[address] = self._ray_factory(address)
+        return self._ray[address]
+
+    # -- planning -------------------------------------------------------------------------
+
+    def offerings(self) -> list[Offering]:
+        now = self.clock()
+        return [o for p in self.providers.values() for o in p.offerings(now)]
+
+    def plan(self, spec: JobSpec, deadline_at: datetime | None) -> Plan:
+        return plan(spec, self.offerings(), deadline_hours=hours_until(deadline_at, self.clock()))
+
+    # -- the reconcile step ---------------------------------------------------------------
+
+    def reconcile(self, job_ids: list[int] | None = None) -> list[str]:
+        """Advance the given jobs (default: every unfinished one); return warnings."""
+        if job_ids is None:
+            jobs = self.store.list_jobs(states=[s for s in JobState if not s.terminal])
+        else:
+            jobs = [self.store.get_job(i) for i in job_ids]
+        warnings: list[str] = []
+        for job in sorted(jobs, key=lambda j: j.id or 0):
+            try:
+                self._advance(job)
+            except StaleState:
+                continue  # another process moved it; its move stands
+            except RayUnavailable as exc:
+                warnings.append(f"job {job.id}: {exc}")
+        return warnings
+
+    def _advance(self, job: JobRecord) -> None:
+        assert job.id is not None
+        state = JobState(job.state)
+        if job.cancel_requested and not state.terminal:
+            self._cancel(job)
+            return
+        if state is JobState.PENDING:
+            job = self._place(job)
+            state = JobState(job.state)
+        if state is JobState.PLACED:
+            job = self._launch(job)
+            state = JobState(job.state)
+        if state in _ACTIVE:
+            self._refresh(job)
+
+    def _place(self, job: JobRecord) -> JobRecord:
+        assert job.id is not None
+        spec = JobSpec.model_validate_json(job.spec_json)
+        result = self.plan(spec, job.deadline_at)
+        now = self.clock()
+        if not result.placements:
+            return self.store.transition(
+                job.id,
+                JobState.FAILED,
+                at=now,
+                expect=[JobState.PENDING],
+                reason=f"no feasible placement: {result.why_none()}",
+                job_updates={"message": f"no feasible placement: {result.why_none()}"},
+            )
+        best = result.placements[0]
+        number = len(self.store.attempts(job.id)) + 1
+        attempt = AttemptRecord(
+            job_id=job.id,
+            number=number,
+            state=AttemptState.STARTING,
+            cloud=best.offering.cloud,
+            region=best.offering.region,
+            zone=best.offering.zone,
+            instance_type=best.offering.instance_type,
+            market=best.offering.market,
+            price_per_hour=best.offering.price_per_hour,
+            num_nodes=best.num_nodes,
+            placement_json=best.model_dump_json(),
+            submission_id=submission_id(job.id, number),
+            created_at=now,
+        )
+        return self.store.transition(
+            job.id,
+            JobState.PLACED,
+            at=now,
+            expect=[JobState.PENDING],
+            reason=_explain(best, result),
+            new_attempt=attempt,
+        )
+
+    def _launch(self, job: JobRecord) -> JobRecord:
+        assert job.id is not None and job.current_attempt_id is not None
+        attempt = self.store.attempt(job.current_attempt_id)
+        placement = Placement.model_validate_json(attempt.placement_json)
+        now = self.clock()
+        job = self.store.transition(
+            job.id,
+            JobState.PROVISIONING,
+            at=now,
+            expect=[JobState.PLACED],
+            reason=f"bringing up a Ray cluster on {placement.describe()}",
+        )
+        provider = self.providers[placement.offering.cloud]
+        try:
+            address = provider.ensure_cluster(placement.offering, placement.num_nodes)
+        except RuntimeError as exc:
+            return self._fail(job, attempt, f"cluster bring-up failed: {exc}")
+        self.store.update_attempt(attempt.id or 0, cluster_address=address)
+        spec = JobSpec.model_validate_json(job.spec_json)
+        try:
+            self.ray(address).submit(
+                attempt.submission_id,
+                spec.run,
+                runtime_env=self._runtime_env(job, attempt, spec),
+                num_cpus=spec.resources.cpus,
+                num_gpus=_gpus(placement),
+                memory_bytes=_memory_bytes(spec),
+                metadata={"sched_job_id": str(job.id), "sched_attempt": str(attempt.number)},
+            )
+        except RayUnavailable as exc:
+            return self._fail(job, attempt, f"could not submit to Ray: {exc}")
+        started = self.clock()
+        return self.store.transition(
+            job.id,
+            JobState.RUNNING,
+            at=started,
+            expect=[JobState.PROVISIONING],
+            reason=f"submitted to Ray at {address} as {attempt.submission_id}",
+            attempt_updates={"state": AttemptState.RUNNING, "started_at": started},
+        )
+
+    def checkpoint_location(self, job: JobRecord, spec: JobSpec) -> str:
+        if spec.checkpoint.uri:
+            uri = spec.checkpoint.uri
+            return uri.removeprefix("file://") if uri.startswith("file://") else uri
+        return str(self.settings.checkpoint_root / f"job-{job.id}")
+
+    def _runtime_env(self, job: JobRecord, attempt: AttemptRecord, spec: JobSpec) -> dict[str, Any]:
+        checkpoint = self.checkpoint_location(job, spec)
+        env = dict(spec.env)
+        env.update(
+            {
+                "SCHED_JOB_ID": str(job.id),
+                "SCHED_JOB_NAME": job.name,
+                "SCHED_ATTEMPT": str(attempt.number),
+                "SCHED_CHECKPOINT_DIR": checkpoint,
+            }
+        )
+        if "://" not in checkpoint:
+            Path(checkpoint).mkdir(parents=True, exist_ok=True)
+            if any(Path(checkpoint).iterdir()):
+                env["SCHED_RESUME_FROM"] = checkpoint
+        elif attempt.number > 1:
+            env["SCHED_RESUME_FROM"] = checkpoint
+        runtime_env: dict[str, Any] = {"env_vars": env}
+        if spec.workdir:
+            runtime_env["working_dir"] = spec.workdir
+        return runtime_env
+
+    def _refresh(self, job: JobRecord) -> None:
+        assert job.id is not None and job.current_attempt_id is not None
+        attempt = self.store.attempt(job.current_attempt_id)
+        if attempt.cluster_address is None:
+            return
+        status = self.ray(attempt.cluster_address).status(attempt.submission_id)
+        now = self.clock()
+        if status is None:
+            if JobState(job.state) is JobState.PROVISIONING:
+                return
+            self._fail(job, attempt, "the Ray cluster no longer knows this job (restarted?)")
+            return
+        if not status.state.finished:
+            return
+        final = {
+            AttemptState.SUCCEEDED: JobState.SUCCEEDED,
+            AttemptState.FAILED: JobState.FAILED,
+            AttemptState.STOPPED: JobState.CANCELLED,
+        }[status.state]
+        cost = attempt_cost(attempt, now)
+        ray_message = status.message.strip().splitlines()[0] if status.message.strip() else ""
+        reason = (
+            "exited 0"
+            if final is JobState.SUCCEEDED
+            else f"exit code {status.exit_code}: {ray_message}"
+            if final is JobState.FAILED
+            else "stopped on Ray"
+        )
+        self.store.transition(
+            job.id,
+            final,
+            at=now,
+            expect=_ACTIVE,
+            reason=reason,
+            job_updates={
+                "exit_code": status.exit_code,
+                "message": None if final is JobState.SUCCEEDED else ray_message or reason,
+                "cost": job.cost + cost,
+            },
+            attempt_updates={
+                "state": status.state,
+                "ended_at": now,
+                "exit_code": status.exit_code,
+                "message": ray_message,
+                "cost": cost,
+            },
+        )
+
+    def _fail(self, job: JobRecord, attempt: AttemptRecord, why: str) -> JobRecord:
+        assert job.id is not None
+        now = self.clock()
+        cost = attempt_cost(attempt, now)
+        return self.store.transition(
+            job.id,
+            JobState.FAILED,
+            at=now,
+            reason=why,
+            job_updates={"message": why, "cost": job.cost + cost},
+            attempt_updates={
+                "state": AttemptState.FAILED,
+                "ended_at": now,
+                "message": why,
+                "cost": cost,
+            },
+        )
+
+    def _cancel(self, job: JobRecord, stop_timeout_s: float = 30.0) -> None:
+        assert job.id is not None
+        state = JobState(job.state)
+        attempt = self.store.attempt(job.current_attempt_id) if job.current_attempt_id else None
+        if state in _ACTIVE and attempt is not None and attempt.cluster_address:
+            ray = self.ray(attempt.cluster_address)
+            ray.stop(attempt.submission_id)
+            deadline = time.monotonic() + stop_timeout_s
+            status = ray.status(attempt.submission_id)
+            while status is not None and not status.state.finished:
+                if time.monotonic() > deadline:
+                    raise RayUnavailable(f"Ray did not stop {attempt.submission_id} in time")
+                time.sleep(0.2)
+                status = ray.status(attempt.submission_id)
+            if status is not None and status.state is not AttemptState.STOPPED:
+                self._refresh(job)  # it finished on its own before the stop landed
+                return
+        now = self.clock()
+        updates: dict[str, Any] = {}
+        job_updates: dict[str, Any] = {"message": "cancelled by user"}
+        if attempt is not None and not AttemptState(attempt.state).finished:
+            cost = attempt_cost(attempt, now)
+            updates = {"state": AttemptState.STOPPED, "ended_at": now, "cost": cost}
+            job_updates["cost"] = job.cost + cost
+        self.store.transition(
+            job.id,
+            JobState.CANCELLED,
+            at=now,
+            reason="cancelled by user",
+            job_updates=job_updates,
+            attempt_updates=updates or None,
+        )
+
+
+def _explain(best: Placement, result: Plan) -> str:
+    """One line a person can check: where, at what price, and against what."""
+    o = best.offering
+    line = (
+        f"placed on {o.cloud} {o.zone} {o.instance_type} {o.market}"
+        f" at ${best.price_per_hour:.2f}/h, expected ${best.cost.total:.2f}"
+        f" over {best.expected_hours:.2f} h"
+    )
+    if len(result.placements) > 1:
+        runner = result.placements[1]
+        line += f"; next best {runner.describe()} at ${runner.cost.total:.2f}"
+    else:
+        line += f"; the only feasible placement of {len(result.placements) + len(result.rejected)}"
+    return line
+
+
+def _gpus(placement: Placement) -> int | None:
+    accel = placement.accelerator
+    return accel.count if accel is not None and accel.kind is AcceleratorKind.GPU else None
+
+
+def _memory_bytes(spec: JobSpec) -> int | None:
+    gb = spec.resources.memory_gb
+    return int(gb * 1e9) if gb else None

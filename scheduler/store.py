@@ -1,0 +1,256 @@
+"""Durable state through SQLModel: SQLite by default, PostgreSQL by URL.
+
+Every state change is one transaction that re-reads the job, checks the lifecycle,
+writes the change and appends the event. On SQLite that transaction starts with
+``BEGIN IMMEDIATE`` (taking the write lock up front) so two processes doing
+read-modify-write cannot both read the old state; on PostgreSQL the row is read
+``FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, func
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, SQLModel, col, create_engine, select
+
+from jobs.lifecycle import JobState, check_transition
+from jobs.spec import JobSpec
+from scheduler.records import AttemptRecord, EventRecord, JobRecord
+
+
+class StaleState(RuntimeError):
+    """The job was not in the state the caller expected: another actor moved it first."""
+
+
+class UnknownJob(LookupError):
+    pass
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or used; ``str()`` says which and why."""
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves; pysqlite's implicit BEGIN is DEFERRED.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        try:
+            if self.is_sqlite:
+                self._read = _sqlite_engine(url, immediate=False)
+                self._write = _sqlite_engine(url, immediate=True)
+            else:
+                self._read = self._write = create_engine(url, pool_pre_ping=True)
+            SQLModel.metadata.create_all(self._write)
+        except (OperationalError, OSError) as exc:
+            raise StoreError(f"cannot open database {self.safe_url}: {exc}") from None
+        except ModuleNotFoundError as exc:
+            raise StoreError(
+                f"database {self.safe_url}: driver {exc.name!r} is not installed"
+                " (pip install 'sched[postgres]')"
+            ) from None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, for messages."""
+        head, sep, tail = self.url.partition("@")
+        if not sep or ":" not in head.split("//", 1)[-1]:
+            return self.url
+        scheme, _, creds = head.partition("//")
+        return f"{scheme}//{creds.split(':', 1)[0]}:***@{tail}"
+
+    def close(self) -> None:
+        self._read.dispose()
+        if self._write is not self._read:
+            self._write.dispose()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with Session(self._read, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        with Session(self._write, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def add_job(
+        self, spec: JobSpec, *, submitted_at: datetime, deadline_at: datetime | None
+    ) -> JobRecord:
+        job = JobRecord(
+            name=spec.name or "job",
+            state=JobState.PENDING,
+            priority=spec.priority,
+            spec_json=spec.model_dump_json(),
+            tags_json=json.dumps(spec.tags, sort_keys=True),
+            submitted_at=submitted_at,
+            updated_at=submitted_at,
+            deadline_at=deadline_at,
+        )
+        with self._writing() as session:
+            session.add(job)
+            session.flush()
+            assert job.id is not None
+            session.add(
+                EventRecord(
+                    job_id=job.id, to_state=JobState.PENDING, at=submitted_at, reason="submitted"
+                )
+            )
+        return job
+
+    def get_job(self, job_id: int) -> JobRecord:
+        with self._reading() as session:
+            job = session.get(JobRecord, job_id)
+        if job is None:
+            raise UnknownJob(f"no job {job_id}")
+        return job
+
+    def list_jobs(
+        self, *, states: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[JobRecord]:
+        query = select(JobRecord).order_by(col(JobRecord.id).desc())
+        if states is not None:
+            query = query.where(col(JobRecord.state).in_(list(states)))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._reading() as session:
+            return list(session.exec(query).all())
+
+    def count_jobs(self) -> int:
+        with self._reading() as session:
+            return int(session.exec(select(func.count()).select_from(JobRecord)).one())
+
+    def request_cancel(self, job_id: int, at: datetime) -> JobRecord:
+        with self._writing() as session:
+            job = self._locked(session, job_id)
+            job.cancel_requested = True
+            job.updated_at = at
+            session.add(job)
+        return job
+
+    def _locked(self, session: Session, job_id: int) -> JobRecord:
+        job = session.exec(
+            select(JobRecord).where(JobRecord.id == job_id).with_for_update()
+        ).first()
+        if job is None:
+            raise UnknownJob(f"no job {job_id}")
+        return job
+
+    def transition(
+        self,
+        job_id: int,
+        target: JobState,
+        *,
+        at: datetime,
+        reason: str,
+        expect: Sequence[JobState] | None = None,
+        job_updates: dict[str, Any] | None = None,
+        new_attempt: AttemptRecord | None = None,
+        attempt_updates: dict[str, Any] | None = None,
+    ) -> JobRecord:
+        """Move a job to ``target`` atomically, with its attempt changes and an event.
+
+        ``expect`` guards against races: if the job is no longer in one of those states
+        nothing is written and StaleState is raised.
+        """
+        with self._writing() as session:
+            job = self._locked(session, job_id)
+            current = JobState(job.state)
+            if expect is not None and current not in expect:
+                raise StaleState(f"job {job_id} is {current}, expected {', '.join(expect)}")
+            check_transition(current, target)
+            attempt_id = job.current_attempt_id
+            if new_attempt is not None:
+                new_attempt.job_id = job_id
+                session.add(new_attempt)
+                session.flush()
+                attempt_id = new_attempt.id
+                job.current_attempt_id = attempt_id
+            if attempt_updates and attempt_id is not None:
+                attempt = session.get(AttemptRecord, attempt_id)
+                assert attempt is not None
+                for key, value in attempt_updates.items():
+                    setattr(attempt, key, value)
+                session.add(attempt)
+            for key, value in (job_updates or {}).items():
+                setattr(job, key, value)
+            job.state = target
+            job.updated_at = at
+            session.add(job)
+            session.add(
+                EventRecord(
+                    job_id=job_id,
+                    attempt_id=attempt_id,
+                    from_state=current,
+                    to_state=target,
+                    at=at,
+                    reason=reason,
+                )
+            )
+        return job
+
+    # -- attempts and events --------------------------------------------------------------
+
+    def attempts(self, job_id: int) -> list[AttemptRecord]:
+        query = (
+            select(AttemptRecord)
+            .where(AttemptRecord.job_id == job_id)
+            .order_by(col(AttemptRecord.number))
+        )
+        with self._reading() as session:
+            return list(session.exec(query).all())
+
+    def attempt(self, attempt_id: int) -> AttemptRecord:
+        with self._reading() as session:
+            attempt = session.get(AttemptRecord, attempt_id)
+        if attempt is None:
+            raise LookupError(f"no attempt {attempt_id}")
+        return attempt
+
+    def update_attempt(self, attempt_id: int, **fields: Any) -> AttemptRecord:
+        with self._writing() as session:
+            attempt = session.get(AttemptRecord, attempt_id)
+            if attempt is None:
+                raise LookupError(f"no attempt {attempt_id}")
+            for key, value in fields.items():
+                setattr(attempt, key, value)
+            session.add(attempt)
+        return attempt
+
+    def events(self, job_id: int) -> list[EventRecord]:
+        query = (
+            select(EventRecord).where(EventRecord.job_id == job_id).order_by(col(EventRecord.id))
+        )
+        with self._reading() as session:
+            return list(session.exec(query).all())
