@@ -52,6 +52,7 @@ class JobView(BaseModel):
     market: str | None
     price_per_hour: float | None
     attempts: int
+    submission_id: str | None = None
     interruptions: int
     exit_code: int | None
     message: str | None
@@ -76,6 +77,7 @@ class JobView(BaseModel):
             market=current.market if current else None,
             price_per_hour=current.price_per_hour * current.num_nodes if current else None,
             attempts=len(attempts),
+            submission_id=current.submission_id if current else None,
             interruptions=job.interruptions,
             exit_code=job.exit_code,
             message=job.message,
@@ -193,7 +195,7 @@ class Scheduler:
     def get(self, job_id: int, *, refresh: bool = True) -> JobView:
         job = self.store.get_job(job_id)
         if refresh and not JobState(job.state).terminal:
-            self.controller.reconcile([job_id])
+            self.controller.reconcile([job_id], place=False)
             job = self.store.get_job(job_id)
         return JobView.of(job, self.store.attempts(job_id))
 
@@ -201,7 +203,7 @@ class Scheduler:
         jobs = self.store.list_jobs(limit=limit)
         unfinished = [j.id for j in jobs if j.id is not None and not JobState(j.state).terminal]
         if refresh and unfinished:
-            self.controller.reconcile(unfinished)
+            self.controller.reconcile(unfinished, place=False)
             jobs = self.store.list_jobs(limit=limit)
         return [JobView.of(j, self.store.attempts(j.id or 0)) for j in jobs]
 
@@ -232,7 +234,8 @@ class Scheduler:
         deadline = None if timeout is None else time.monotonic() + timeout
         last: JobState | None = None
         while True:
-            view = self.get(job_id)
+            self.controller.reconcile([job_id])  # waiting drives the job, queued ones too
+            view = self.get(job_id, refresh=False)
             if on_change is not None and view.state != last:
                 on_change(view)
             last = view.state

@@ -30,9 +30,10 @@ Clock = Callable[[], datetime]
 _ACTIVE = (JobState.PROVISIONING, JobState.RUNNING)
 
 
-def submission_id(job_id: int, attempt: int) -> str:
-    """Deterministic, so a retried submit finds the job it already made."""
-    return f"sched-{job_id}-{attempt}"
+def submission_id(job: JobRecord, attempt: int) -> str:
+    """Deterministic, so a retried submit finds the job it already made; the uid keeps
+    two databases that share a Ray cluster from colliding."""
+    return f"sched-{job.id}-{job.uid}-{attempt}"
 
 
 def attempt_cost(attempt: AttemptRecord, ended_at: datetime) -> float:
@@ -74,14 +75,20 @@ class Controller:
 
     # -- the reconcile step ---------------------------------------------------------------
 
-    def reconcile(self, job_ids: list[int] | None = None) -> list[str]:
-        """Advance the given jobs (default: every unfinished one); return warnings."""
+    def reconcile(self, job_ids: list[int] | None = None, *, place: bool = True) -> list[str]:
+        """Advance the given jobs (default: every unfinished one); return warnings.
+
+        With ``place=False`` only jobs already handed to a cluster are refreshed: reading
+        a job's status must not be what launches it.
+        """
         if job_ids is None:
             jobs = self.store.list_jobs(states=[s for s in JobState if not s.terminal])
         else:
             jobs = [self.store.get_job(i) for i in job_ids]
         warnings: list[str] = []
         for job in sorted(jobs, key=lambda j: j.id or 0):
+            if not place and JobState(job.state) not in _ACTIVE:
+                continue
             try:
                 self._advance(job)
             except StaleState:
@@ -133,7 +140,7 @@ class Controller:
             price_per_hour=best.offering.price_per_hour,
             num_nodes=best.num_nodes,
             placement_json=best.model_dump_json(),
-            submission_id=submission_id(job.id, number),
+            submission_id=submission_id(job, number),
             created_at=now,
         )
         return self.store.transition(

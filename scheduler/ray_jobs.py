@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +43,9 @@ class RayUnavailable(RuntimeError):
 class RayJobs:
     """One Jobs API endpoint; every call names the job by our deterministic submission id."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, agent_wait_s: float = 60.0) -> None:
         self.address = address
+        self.agent_wait_s = agent_wait_s
         self._client: JobSubmissionClient | None = None
 
     def _get_client(self) -> JobSubmissionClient:
@@ -83,13 +85,24 @@ class RayJobs:
             kwargs["entrypoint_num_gpus"] = num_gpus
         if memory_bytes:
             kwargs["entrypoint_memory"] = memory_bytes
-        client.submit_job(
-            entrypoint=entrypoint,
-            submission_id=submission_id,
-            runtime_env=runtime_env,
-            metadata=metadata or {},
-            **kwargs,
-        )
+        # A freshly started head answers HTTP before its job agent is ready; that
+        # error is transient, so retry it for a while rather than fail the job.
+        deadline = time.monotonic() + self.agent_wait_s
+        while True:
+            try:
+                client.submit_job(
+                    entrypoint=entrypoint,
+                    submission_id=submission_id,
+                    runtime_env=runtime_env,
+                    metadata=metadata or {},
+                    **kwargs,
+                )
+                return
+            except RuntimeError as exc:
+                transient = "No available agent" in str(exc) or "503" in str(exc)
+                if not transient or time.monotonic() > deadline:
+                    raise RayUnavailable(f"Ray Jobs API at {self.address}: {exc}") from None
+                time.sleep(0.5)
 
     def status(self, submission_id: str) -> RayJobStatus | None:
         """The job's state on Ray, or None when Ray has never heard of it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,11 @@ class JobRecord(SQLModel, table=True):
     __tablename__ = "job"
 
     id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(
+        default_factory=lambda: uuid.uuid4().hex[:10],
+        unique=True,
+        description="Globally unique: names the job on clusters other databases share.",
+    )
     name: str = Field(index=True)
     state: str = Field(index=True)
     priority: str

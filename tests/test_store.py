@@ -1,0 +1,203 @@
+"""The store on a real SQLite file and a real PostgreSQL server: transitions, races, events."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from jobs.lifecycle import IllegalTransition, JobState
+from jobs.loading import parse_spec
+from jobs.spec import JobSpec
+from scheduler.records import AttemptRecord
+from scheduler.store import StaleState, Store, StoreError, UnknownJob
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sched.db'}"
+        return
+    server = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield server.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def spec(name: str = "j") -> JobSpec:
+    return parse_spec({"name": name, "run": "true", "tags": {"team": "ml"}}, now=NOW)
+
+
+def test_add_job_writes_job_and_pending_event(db_url: str) -> None:
+    store = Store(db_url)
+    job = store.add_job(spec("a"), submitted_at=NOW, deadline_at=None)
+    assert job.id is not None
+    got = store.get_job(job.id)
+    assert (got.name, got.state, got.submitted_at) == ("a", JobState.PENDING, NOW)
+    events = store.events(job.id)
+    assert [(e.from_state, e.to_state) for e in events] == [(None, JobState.PENDING)]
+    assert store.count_jobs() == 1
+    with pytest.raises(UnknownJob):
+        store.get_job(job.id + 100)
+
+
+def test_transition_writes_attempt_and_event_together(db_url: str) -> None:
+    store = Store(db_url)
+    job = store.add_job(spec(), submitted_at=NOW, deadline_at=None)
+    assert job.id is not None
+    attempt = AttemptRecord(
+        job_id=job.id,
+        number=1,
+        state="STARTING",
+        cloud="local",
+        region="local",
+        zone="h",
+        instance_type="local-2cpu",
+        market="on_demand",
+        price_per_hour=0.5,
+        submission_id=f"sched-{job.id}-1",
+        created_at=NOW,
+    )
+    placed = store.transition(
+        job.id, JobState.PLACED, at=NOW, reason="r", expect=[JobState.PENDING], new_attempt=attempt
+    )
+    assert placed.current_attempt_id is not None
+    store.transition(
+        job.id,
+        JobState.PROVISIONING,
+        at=NOW,
+        reason="up",
+        attempt_updates={"cluster_address": "http://x"},
+    )
+    assert store.attempt(placed.current_attempt_id).cluster_address == "http://x"
+    events = store.events(job.id)
+    assert [e.to_state for e in events] == ["PENDING", "PLACED", "PROVISIONING"]
+    assert events[1].attempt_id == placed.current_attempt_id
+
+
+def test_stale_and_illegal_transitions_write_nothing(db_url: str) -> None:
+    store = Store(db_url)
+    job = store.add_job(spec(), submitted_at=NOW, deadline_at=None)
+    assert job.id is not None
+    with pytest.raises(StaleState):
+        store.transition(job.id, JobState.FAILED, at=NOW, reason="x", expect=[JobState.RUNNING])
+    with pytest.raises(IllegalTransition):
+        store.transition(job.id, JobState.SUCCEEDED, at=NOW, reason="x")
+    assert store.get_job(job.id).state == JobState.PENDING
+    assert len(store.events(job.id)) == 1
+
+
+def test_bad_database_url_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store(f"sqlite:///{blocker}/sub/sched.db")
+
+
+def test_password_is_hidden_in_messages() -> None:
+    store = Store.__new__(Store)
+    store.url = "postgresql://me:secret@db.example:5432/sched"
+    assert store.safe_url == "postgresql://me:***@db.example:5432/sched"
+
+
+_SUBMITTER = textwrap.dedent(
+    """
+    import sys, time
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from jobs.loading import parse_spec
+    from scheduler.store import Store
+
+    url, tag, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+    store = Store(url)
+    while not go.exists():
+        time.sleep(0.01)
+    for i in range(count):
+        now = datetime.now(UTC)
+        spec = parse_spec({"name": f"{tag}-{i}", "run": "true"}, now=now)
+        store.add_job(spec, submitted_at=now, deadline_at=None)
+    """
+)
+
+
+def _race(script: str, db_url: str, tmp_path: Path, *args: str) -> None:
+    """Run two processes of ``script`` released at the same instant."""
+    Store(db_url).close()  # create the tables first, as the first `sched` call would
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, db_url, tag, *args, str(go)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("p1", "p2")
+    ]
+    go.write_text("")
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+
+
+def test_two_processes_submitting_500_each_lose_and_duplicate_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    _race(_SUBMITTER, db_url, tmp_path, "500")
+    store = Store(db_url)
+    jobs = store.list_jobs()
+    names = [j.name for j in jobs]
+    assert len(jobs) == 1000
+    assert len(set(names)) == 1000
+    assert {f"p{p}-{i}" for p in (1, 2) for i in range(500)} == set(names)
+    assert len({j.id for j in jobs}) == 1000
+    assert all(len(store.events(j.id or 0)) == 1 for j in jobs[:50])
+
+
+_CLAIMER = textwrap.dedent(
+    """
+    import sys, time
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from jobs.lifecycle import JobState
+    from scheduler.store import StaleState, Store
+
+    url, tag, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+    store = Store(url)
+    while not go.exists():
+        time.sleep(0.01)
+    for job_id in range(1, count + 1):
+        try:
+            store.transition(job_id, JobState.PLACED, at=datetime.now(UTC), reason=tag,
+                             expect=[JobState.PENDING])
+        except StaleState:
+            pass
+    """
+)
+
+
+def test_racing_claims_give_each_job_exactly_one_winner(db_url: str, tmp_path: Path) -> None:
+    """The read-modify-write race BEGIN IMMEDIATE / FOR UPDATE exists to win."""
+    store = Store(db_url)
+    for i in range(150):
+        store.add_job(spec(f"j{i}"), submitted_at=NOW, deadline_at=None)
+    _race(_CLAIMER, db_url, tmp_path, "150")
+    winners: dict[str, int] = {}
+    for job in store.list_jobs():
+        assert job.state == JobState.PLACED
+        placed = [e for e in store.events(job.id or 0) if e.to_state == JobState.PLACED]
+        assert len(placed) == 1
+        winners[placed[0].reason] = winners.get(placed[0].reason, 0) + 1
+    assert sum(winners.values()) == 150
