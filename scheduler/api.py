@@ -30,6 +30,8 @@ from scheduler.ray_jobs import RayJobs
 from scheduler.records import AttemptRecord, EventRecord, JobRecord
 from scheduler.store import Store
 
+_ON_CLUSTER = {JobState.PROVISIONING, JobState.RUNNING}
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -201,11 +203,12 @@ class Scheduler:
 
     def list(self, *, limit: int | None = 50, refresh: bool = True) -> list[JobView]:
         jobs = self.store.list_jobs(limit=limit)
-        unfinished = [j.id for j in jobs if j.id is not None and not JobState(j.state).terminal]
-        if refresh and unfinished:
-            self.controller.reconcile(unfinished, place=False)
+        on_cluster = [j.id for j in jobs if j.id is not None and j.state in _ON_CLUSTER]
+        if refresh and on_cluster:
+            self.controller.reconcile(on_cluster, place=False)
             jobs = self.store.list_jobs(limit=limit)
-        return [JobView.of(j, self.store.attempts(j.id or 0)) for j in jobs]
+        attempts = self.store.attempts_of([j.id for j in jobs if j.id is not None])
+        return [JobView.of(j, attempts.get(j.id or 0, [])) for j in jobs]
 
     def attempts(self, job_id: int) -> list[AttemptRecord]:
         self.store.get_job(job_id)

@@ -231,6 +231,21 @@ class Store:
         with self._reading() as session:
             return list(session.exec(query).all())
 
+    def attempts_of(self, job_ids: Sequence[int]) -> dict[int, list[AttemptRecord]]:
+        """Attempts of many jobs in one query (listing 50 jobs is not 50 queries)."""
+        if not job_ids:
+            return {}
+        query = (
+            select(AttemptRecord)
+            .where(col(AttemptRecord.job_id).in_(list(job_ids)))
+            .order_by(col(AttemptRecord.job_id), col(AttemptRecord.number))
+        )
+        grouped: dict[int, list[AttemptRecord]] = {}
+        with self._reading() as session:
+            for attempt in session.exec(query).all():
+                grouped.setdefault(attempt.job_id, []).append(attempt)
+        return grouped
+
     def attempt(self, attempt_id: int) -> AttemptRecord:
         with self._reading() as session:
             attempt = session.get(AttemptRecord, attempt_id)
