@@ -66,8 +66,9 @@ TPUS: dict[str, AcceleratorInfo] = {
 }
 TPU_ALIASES = {"v5e": "v5litepod"}
 
-_GPU_RE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9-]*?)(?::(?P<count>[^:]*))?$")
-_TPU_RE = re.compile(r"^tpu-(?P<gen>v\d+[a-z]*)-(?P<size>[^-]+)$", re.IGNORECASE)
+_GPU_RE = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9-]*?)(?::(?P<count>[^:]*))?")
+_TPU_RE = re.compile(r"tpu-(?P<gen>v[0-9]+[a-z]*)-(?P<size>[^-]+)", re.IGNORECASE)
+MAX_PER_NODE = 16  # no cloud sells a node with more accelerators than this
 
 
 class AcceleratorRequest(BaseModel):
@@ -88,7 +89,7 @@ class AcceleratorRequest(BaseModel):
 def parse_accelerator(text: str) -> AcceleratorRequest:
     """Read ``A100:8``, ``H100`` (one device) or ``tpu-v5p-8``; raise ValueError otherwise."""
     raw = text.strip()
-    tpu = _TPU_RE.match(raw)
+    tpu = _TPU_RE.fullmatch(raw)
     if tpu:
         gen = tpu["gen"].lower()
         gen = TPU_ALIASES.get(gen, gen)
@@ -97,7 +98,7 @@ def parse_accelerator(text: str) -> AcceleratorRequest:
             known = ", ".join(f"tpu-{g}-N" for g in TPUS)
             raise ValueError(f"unknown TPU generation {tpu['gen']!r} (known: {known})")
         size = tpu["size"]
-        if not size.isdigit() or int(size) < 1:
+        if not re.fullmatch(r"[0-9]{1,5}", size) or int(size) < 1:
             raise ValueError(f"TPU slice size {size!r} must be a positive whole number")
         cores = int(size)
         if cores % info.cores_per_chip:
@@ -111,7 +112,7 @@ def parse_accelerator(text: str) -> AcceleratorRequest:
             memory_gb=info.memory_gb,
             tpu_chips=cores // info.cores_per_chip,
         )
-    gpu = _GPU_RE.match(raw)
+    gpu = _GPU_RE.fullmatch(raw)
     if not gpu:
         raise ValueError(f"{raw!r} is not NAME, NAME:COUNT or tpu-GEN-SIZE")
     info = GPUS.get(gpu["name"].lower())
@@ -121,8 +122,10 @@ def parse_accelerator(text: str) -> AcceleratorRequest:
     count_text = gpu["count"]
     if count_text is None:
         count = 1
-    elif count_text.isdigit() and int(count_text) >= 1:
+    elif re.fullmatch(r"[0-9]+", count_text) and int(count_text) >= 1:
         count = int(count_text)
+        if count > MAX_PER_NODE:
+            raise ValueError(f"count {count} in {raw!r} is more than {MAX_PER_NODE} per node")
     else:
         raise ValueError(f"count {count_text!r} in {raw!r} must be a positive whole number")
     return AcceleratorRequest(

@@ -20,20 +20,31 @@ class SpecError(ValueError):
     """A job spec that cannot be accepted; ``str()`` is the one-line explanation."""
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def _field_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """Name the field as the user wrote it, walking their data alongside pydantic's loc.
+
+    pydantic puts schema steps in ``loc`` too (union members such as ``str``, validator
+    names); those are not in the user's data, so they are left out.
+    """
     parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
+    current = data
+    for position, item in enumerate(loc):
+        last = position == len(loc) - 1
+        if isinstance(current, list) and isinstance(item, int) and item < len(current):
             parts.append(f"[{item}]")
-        elif "[" in str(item):
-            # pydantic names validator steps like 'function-before[...]': not a field.
-            continue
-        else:
-            parts.append(("." if parts else "") + str(item))
+            current = current[item]
+        elif isinstance(current, dict) and (item in current or last):
+            parts.append(("." if parts else "") + _key(item))
+            current = current.get(item)
     return "".join(parts) or "(top level)"
 
 
-def _first_error(source: str, error: ValidationError) -> SpecError:
+def _key(item: int | str) -> str:
+    text = str(item)
+    return text if text.isprintable() and "." not in text and text.strip() == text else repr(text)
+
+
+def _first_error(source: str, error: ValidationError, data: Any) -> SpecError:
     # A misspelt field also shows up as the right one "missing": name the misspelling.
     errors = sorted(error.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
@@ -45,7 +56,8 @@ def _first_error(source: str, error: ValidationError) -> SpecError:
     elif not first["type"].startswith("value_error") and not isinstance(first["input"], dict):
         message += f" (got {_short(first['input'])})"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return SpecError(f"{source}: {_field_path(tuple(first['loc']))}: {message}{more}")
+    message = " ".join(message.split())  # one line, whatever the input held
+    return SpecError(f"{source}: {_field_path(tuple(first['loc']), data)}: {message}{more}")
 
 
 def _short(value: Any) -> str:
@@ -64,11 +76,14 @@ def parse_spec(
     try:
         spec = JobSpec.model_validate(data, context={"now": now})
     except ValidationError as exc:
-        raise _first_error(source, exc) from None
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise SpecError(f"{source}: {exc}") from None
+        raise _first_error(source, exc, data) from None
+    except (ValueError, TypeError, RecursionError, OverflowError) as exc:
+        raise SpecError(f"{source}: {' '.join(str(exc).split())}") from None
     if spec.workdir is not None:
-        workdir = Path(spec.workdir).expanduser()
+        try:
+            workdir = Path(spec.workdir).expanduser()
+        except RuntimeError as exc:  # '~nobody/x': no such user
+            raise SpecError(f"{source}: workdir: {exc}") from None
         if not workdir.is_absolute() and base_dir is not None:
             workdir = base_dir / workdir
         if not workdir.is_dir():
@@ -96,6 +111,9 @@ def load_spec(path: str | Path, *, now: datetime) -> JobSpec:
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"{source}: {where}malformed YAML: {problem}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # PyYAML builds dates itself: 'deadline: 2026-13-01' fails outside YAMLError.
+        raise SpecError(f"{source}: malformed YAML value: {exc}") from None
     if isinstance(data, dict) and "name" not in data:
         data = {"name": _default_name(path), **data}
     return parse_spec(data, source=source, now=now, base_dir=path.parent)

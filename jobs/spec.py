@@ -50,10 +50,10 @@ def _scalar_to_str(value: Any) -> Any:
 
 ScalarStr = Annotated[str, BeforeValidator(_scalar_to_str)]
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TAG_KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
-_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_URI = re.compile(r"^(s3|gs|file)://[^\s]+$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TAG_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
+_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_URI = re.compile(r"(s3|gs|file)://[^\s]+")
 
 
 class Strict(BaseModel):
@@ -104,7 +104,13 @@ class Resources(Strict):
         default=None, gt=0, description="Memory per accelerator device in GB (at least)."
     )
     disk_gb: float | None = Field(default=None, gt=0, description="Boot disk per node in GB.")
-    num_nodes: int = Field(default=1, ge=1, description="Nodes in the cluster.")
+    num_nodes: int = Field(default=1, ge=1, le=1024, description="Nodes in the cluster.")
+
+    @model_validator(mode="after")
+    def _gpu_memory_needs_accelerators(self) -> Resources:
+        if self.gpu_memory_gb is not None and self.accelerators is None:
+            raise ValueError("gpu_memory_gb needs accelerators")
+        return self
 
 
 class Constraints(Strict):
@@ -166,7 +172,7 @@ class DataLocation(Strict):
     @field_validator("uri")
     @classmethod
     def _uri(cls, value: str) -> str:
-        if not _URI.match(value):
+        if not _URI.fullmatch(value):
             raise ValueError(f"{value!r} is not an s3://, gs:// or file:// URI")
         return value
 
@@ -200,7 +206,7 @@ class Checkpoint(Strict):
     @field_validator("uri")
     @classmethod
     def _uri(cls, value: str | None) -> str | None:
-        if value is not None and not _URI.match(value):
+        if value is not None and not _URI.fullmatch(value):
             raise ValueError(f"{value!r} is not an s3://, gs:// or file:// URI")
         return value
 
@@ -240,7 +246,7 @@ class JobSpec(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and not _JOB_NAME.match(value):
+        if value is not None and not _JOB_NAME.fullmatch(value):
             raise ValueError(f"{value!r}: use 1-63 letters, digits, '-', '_' or '.'")
         return value
 
@@ -255,7 +261,7 @@ class JobSpec(Strict):
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not _ENV_NAME.match(key):
+            if not _ENV_NAME.fullmatch(key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
         return value
 
@@ -263,7 +269,7 @@ class JobSpec(Strict):
     @classmethod
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not _TAG_KEY.match(key):
+            if not _TAG_KEY.fullmatch(key):
                 raise ValueError(f"tag key {key!r}: use lower-case letters, digits, '_', '-', '.'")
         return value
 

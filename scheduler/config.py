@@ -19,8 +19,8 @@ class Settings(BaseModel):
     ray_address: str | None = Field(
         default=None, description="Jobs API address of an existing Ray cluster to use."
     )
-    ray_gcs_port: int = 6379
-    ray_dashboard_port: int = 8265
+    ray_gcs_port: int = Field(default=6379, ge=1, le=65535)
+    ray_dashboard_port: int = Field(default=8265, ge=1, le=65535)
     ray_temp_dir: str | None = None
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs the local Ray offers.")
     local_price_per_hour: float = Field(default=0.0, ge=0)
