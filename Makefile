@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/sched up
 	$(BIN)/sched plan configs/examples/quickstart.yaml
-	$(BIN)/sched submit configs/examples/quickstart.yaml --wait
-	$(BIN)/sched list
+	@id=$$($(BIN)/sched submit configs/examples/quickstart.yaml --wait) && \
+	  echo "--- sched logs $$id" && $(BIN)/sched logs $$id && \
+	  echo "--- sched status $$id" && $(BIN)/sched status $$id
+	$(BIN)/sched list -n 5
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

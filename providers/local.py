@@ -6,8 +6,11 @@ exercised on every run, so the embedded default is not a special case that rots.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -104,7 +107,11 @@ class LocalRayConfig(BaseModel):
 
     gcs_port: int = 6379
     dashboard_port: int = 8265
-    temp_dir: str | None = Field(default=None, description="Ray's --temp-dir (short path).")
+    temp_dir: str = Field(
+        default_factory=lambda: f"/tmp/sched-ray-{os.getuid()}",
+        description="Ray's --temp-dir; also how `sched down` finds this cluster's processes."
+        " Keep it short: Ray's socket paths must fit in 107 bytes.",
+    )
     num_cpus: int | None = None
     start_timeout_s: float = 60.0
 
@@ -156,8 +163,17 @@ class LocalRayCluster:
             "--include-dashboard=true",
             "--disable-usage-stats",
         ]
-        if self.config.temp_dir:
-            cmd.append(f"--temp-dir={self.config.temp_dir}")
+        cmd.append(f"--temp-dir={self.config.temp_dir}")
+        # Ray's fixed defaults for these collide with any other Ray on the machine
+        # (a second cluster's job agent then never comes up): take free ones.
+        for flag in (
+            "--dashboard-agent-listen-port",
+            "--dashboard-agent-grpc-port",
+            "--runtime-env-agent-port",
+            "--metrics-export-port",
+            "--ray-client-server-port",
+        ):
+            cmd.append(f"{flag}={_free_port()}")
         if self.config.num_cpus is not None:
             cmd.append(f"--num-cpus={self.config.num_cpus}")
         result = subprocess.run(cmd, capture_output=True, text=True, env=self._env(), check=False)
@@ -171,17 +187,83 @@ class LocalRayCluster:
             time.sleep(0.5)
         raise RuntimeError(f"local Ray cluster did not answer at {self.address}")
 
-    def stop(self) -> bool:
-        """Stop Ray on this machine; False when nothing was running."""
-        was_up = self.is_up()
-        subprocess.run(
-            [self._ray(), "stop", "--force"],
-            capture_output=True,
-            text=True,
-            env=self._env(),
-            check=False,
+    def stop(self, grace_s: float = 3.0, timeout_s: float = 15.0) -> bool:
+        """Stop this cluster only (not every Ray on the machine, as ``ray stop`` would).
+
+        Our processes are the ones whose command line names this cluster's session
+        directory; the rest (agents, workers) share fate with the raylet and GCS.
+        """
+        session = Path(self.config.temp_dir) / "session_latest"
+        pids = (
+            _cluster_pids(str(session.resolve()), self.config.gcs_port) if session.exists() else []
         )
-        return was_up
+        if not pids:
+            if self.is_up():
+                raise RuntimeError(
+                    f"the Ray cluster at {self.address} was not started by sched"
+                    f" (its temp dir is not {self.config.temp_dir}); stop it with `ray stop`"
+                )
+            return False
+        _terminate(pids, grace_s)  # the GCS and monitor ignore SIGTERM: kill after grace
+        deadline = time.monotonic() + timeout_s
+        while self.is_up() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return True
+
+
+def _cluster_pids(session_dir: str, gcs_port: int) -> list[int]:
+    """Processes of one local cluster (Linux /proc): those naming its session directory
+    or its GCS port, and all their descendants (agents and workers rename themselves)."""
+    port = re.compile(
+        rf"(--gcs_server_port={gcs_port}\b|(address|--gcs-address)=[^ ]+:{gcs_port}\b)"
+    )
+    parents: dict[int, int] = {}
+    matched: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        pid = int(entry.name)
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        if session_dir in cmdline or port.search(cmdline):
+            matched.add(pid)
+    grew = True
+    while grew:
+        children = {pid for pid, ppid in parents.items() if ppid in matched} - matched
+        matched |= children
+        grew = bool(children)
+    return sorted(matched)
+
+
+def _terminate(pids: list[int], grace_s: float) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in alive if Path(f"/proc/{p}").exists() and not _is_zombie(p)]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return " Z " in Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class LocalProvider:
@@ -220,6 +302,7 @@ class LocalProvider:
                 price_per_hour=self.price_per_hour,
                 as_of=now,
                 price_source=PriceSource.CONFIGURED,
+                max_nodes=1,
             )
         ]
 

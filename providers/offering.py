@@ -48,6 +48,7 @@ class Offering(BaseModel):
     interruption_source: str = Field(default="none")
     as_of: datetime
     price_source: PriceSource
+    max_nodes: int | None = Field(default=None, ge=1, description="Nodes available; None: many.")
 
     @property
     def pool(self) -> str:

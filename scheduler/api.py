@@ -136,14 +136,12 @@ class Scheduler:
         s = self.settings
         if s.ray_address:
             return ExistingRayCluster(s.ray_address)
-        return LocalRayCluster(
-            LocalRayConfig(
-                gcs_port=s.ray_gcs_port,
-                dashboard_port=s.ray_dashboard_port,
-                temp_dir=s.ray_temp_dir,
-                num_cpus=s.ray_num_cpus,
-            )
+        config = LocalRayConfig(
+            gcs_port=s.ray_gcs_port, dashboard_port=s.ray_dashboard_port, num_cpus=s.ray_num_cpus
         )
+        if s.ray_temp_dir:
+            config = config.model_copy(update={"temp_dir": s.ray_temp_dir})
+        return LocalRayCluster(config)
 
     @property
     def providers(self) -> dict[str, Provider]:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from scheduler.api import JobView, Scheduler
     from scheduler.placement import Plan
 
@@ -69,12 +71,18 @@ def _scheduler() -> Scheduler:
     return Scheduler()
 
 
+def _console() -> Console:
+    """A terminal gets its own width; a pipe or a log gets whole rows, never '…'."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=240)
+
+
 def _money(value: float | None) -> str:
     return "-" if value is None else f"${value:,.2f}"
 
 
 def _job_table(views: list[JobView]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
@@ -93,7 +101,7 @@ def _job_table(views: list[JobView]) -> None:
             "-" if v.exit_code is None else str(v.exit_code),
             v.submitted_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
-    Console().print(table)
+    _console().print(table)
 
 
 def _print_json(data: Any) -> None:
@@ -115,7 +123,13 @@ def submit(
     typer.echo(job.id)
     if not wait:
         return
-    final = s.wait(job.id, on_change=_progress)
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        with Console(stderr=True).status(f"job {job.id}") as live:
+            final = s.wait(job.id, on_change=lambda v: live.update(_progress_line(v)))
+    else:
+        final = s.wait(job.id, on_change=lambda v: typer.echo(_progress_line(v), err=True))
     view = s.get(job.id, refresh=False)
     typer.echo(
         f"job {view.id} {final.value}: cost {_money(view.cost)}"
@@ -126,9 +140,9 @@ def submit(
         raise typer.Exit(EXIT_JOB_FAILED)
 
 
-def _progress(view: JobView) -> None:
+def _progress_line(view: JobView) -> str:
     where = f" on {view.cloud} {view.zone} {view.instance_type}" if view.cloud else ""
-    typer.echo(f"job {view.id} {view.state.value}{where}", err=True)
+    return f"job {view.id} {view.state.value}{where}"
 
 
 @app.command()
@@ -232,10 +246,9 @@ def _plan_json(result: Plan, top: int) -> dict[str, Any]:
 
 
 def _plan_table(result: Plan, top: int) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     if not result.placements:
         console.print(f"no feasible placement: {result.why_none()}")
         return

@@ -78,8 +78,8 @@ class Controller:
     def reconcile(self, job_ids: list[int] | None = None, *, place: bool = True) -> list[str]:
         """Advance the given jobs (default: every unfinished one); return warnings.
 
-        With ``place=False`` only jobs already handed to a cluster are refreshed: reading
-        a job's status must not be what launches it.
+        With ``place=False`` only jobs running on a cluster are refreshed: reading a job's
+        status must not be what launches it (or re-drives another process's launch).
         """
         if job_ids is None:
             jobs = self.store.list_jobs(states=[s for s in JobState if not s.terminal])
@@ -87,7 +87,7 @@ class Controller:
             jobs = [self.store.get_job(i) for i in job_ids]
         warnings: list[str] = []
         for job in sorted(jobs, key=lambda j: j.id or 0):
-            if not place and JobState(job.state) not in _ACTIVE:
+            if not place and job.state != JobState.RUNNING and not job.cancel_requested:
                 continue
             try:
                 self._advance(job)
@@ -107,9 +107,14 @@ class Controller:
             job = self._place(job)
             state = JobState(job.state)
         if state is JobState.PLACED:
-            job = self._launch(job)
+            job = self._start_provisioning(job)
             state = JobState(job.state)
-        if state in _ACTIVE:
+        if state is JobState.PROVISIONING:
+            # Also where a process that died mid-launch is picked up: every step below
+            # is idempotent (the cluster is reused, the submission id is fixed).
+            job = self._provision(job)
+            state = JobState(job.state)
+        if state is JobState.RUNNING:
             self._refresh(job)
 
     def _place(self, job: JobRecord) -> JobRecord:
@@ -152,18 +157,22 @@ class Controller:
             new_attempt=attempt,
         )
 
-    def _launch(self, job: JobRecord) -> JobRecord:
+    def _start_provisioning(self, job: JobRecord) -> JobRecord:
         assert job.id is not None and job.current_attempt_id is not None
         attempt = self.store.attempt(job.current_attempt_id)
         placement = Placement.model_validate_json(attempt.placement_json)
-        now = self.clock()
-        job = self.store.transition(
+        return self.store.transition(
             job.id,
             JobState.PROVISIONING,
-            at=now,
+            at=self.clock(),
             expect=[JobState.PLACED],
             reason=f"bringing up a Ray cluster on {placement.describe()}",
         )
+
+    def _provision(self, job: JobRecord) -> JobRecord:
+        assert job.id is not None and job.current_attempt_id is not None
+        attempt = self.store.attempt(job.current_attempt_id)
+        placement = Placement.model_validate_json(attempt.placement_json)
         provider = self.providers[placement.offering.cloud]
         try:
             address = provider.ensure_cluster(placement.offering, placement.num_nodes)
@@ -229,8 +238,6 @@ class Controller:
         status = self.ray(attempt.cluster_address).status(attempt.submission_id)
         now = self.clock()
         if status is None:
-            if JobState(job.state) is JobState.PROVISIONING:
-                return
             self._fail(job, attempt, "the Ray cluster no longer knows this job (restarted?)")
             return
         if not status.state.finished:

@@ -97,6 +97,8 @@ def _filter(spec: JobSpec, offering: Offering) -> tuple[AcceleratorRequest | Non
         return None, "job asks for spot"
     if spec.market is Market.ON_DEMAND and offering.market is not MarketKind.ON_DEMAND:
         return None, "job asks for on-demand"
+    if offering.max_nodes is not None and r.num_nodes > offering.max_nodes:
+        return None, f"{r.num_nodes} nodes needed, {offering.max_nodes} available"
     accelerator, why = _accelerator_fit(spec, offering)
     if why:
         return None, why

@@ -99,6 +99,8 @@ class RayJobs:
                 )
                 return
             except RuntimeError as exc:
+                if "already exists" in str(exc):
+                    return  # another process submitted this very attempt first
                 transient = "No available agent" in str(exc) or "503" in str(exc)
                 if not transient or time.monotonic() > deadline:
                     raise RayUnavailable(f"Ray Jobs API at {self.address}: {exc}") from None

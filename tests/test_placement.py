@@ -368,3 +368,11 @@ def test_rejections_keep_the_offering() -> None:
 
 def test_offering_pool() -> None:
     assert AWS_A100_SPOT.pool == "aws/us-east-1a/p4d.24xlarge/spot"
+
+
+def test_multi_node_job_rejected_where_too_few_nodes() -> None:
+    single = LOCAL.model_copy(update={"max_nodes": 1})
+    spec = make_spec(resources={"num_nodes": 2})
+    assert only_reason(plan(spec, [single], deadline_hours=None)) == "2 nodes needed, 1 available"
+    (placement,) = plan(make_spec(), [single], deadline_hours=None).placements
+    assert placement.num_nodes == 1

@@ -28,8 +28,8 @@ def _status(cli: Cli, job_id: str) -> dict:  # type: ignore[type-arg]
 
 def test_quickstart_runs_to_success(ray_cli: Cli) -> None:
     result = ray_cli("submit", str(QUICKSTART), "--wait")
-    assert result.returncode == 0, result.stderr
     job_id = result.stdout.strip()
+    assert result.returncode == 0, (result.stderr, ray_cli("status", job_id).stdout)
     assert job_id.isdigit()
     status = _status(ray_cli, job_id)
     assert status["state"] == "SUCCEEDED"
