@@ -14,9 +14,20 @@ class MarketKind(StrEnum):
 
 
 class PriceSource(StrEnum):
+    """Where a price came from, so every figure can say how fresh and how trustworthy it is."""
+
     LIVE = "live"
     SNAPSHOT = "snapshot"
     FILE = "file"
+    CONFIGURED = "configured"
+
+
+class InterruptionSource(StrEnum):
+    """Where an interruption rate came from; observed history beats a published bucket."""
+
+    NONE = "none"
+    PUBLISHED_BUCKET = "published_bucket"
+    OBSERVED_HISTORY = "observed_history"
     CONFIGURED = "configured"
 
 
@@ -45,11 +56,25 @@ class Offering(BaseModel):
     interruption_rate: float = Field(
         default=0.0, ge=0, description="Expected preemptions per hour (0 for on-demand)."
     )
-    interruption_source: str = Field(default="none")
-    as_of: datetime
+    interruption_source: InterruptionSource = Field(default=InterruptionSource.NONE)
+    as_of: datetime = Field(description="When the price was observed (not when it was loaded).")
     price_source: PriceSource
+    source_detail: str = Field(
+        default="", description="Which API, snapshot or file the price came from."
+    )
     max_nodes: int | None = Field(default=None, ge=1, description="Nodes available; None: many.")
 
     @property
     def pool(self) -> str:
-        return f"{self.cloud}/{self.zone}/{self.instance_type}/{self.market}"
+        """Capacity that is preempted together. GCP attaches GPUs to generic hosts, so an
+        n1-standard-8 with a T4 and one with a V100 are different pools."""
+        shape = self.instance_type
+        a = self.accelerators
+        if a is not None and a.name != shape and cloud_attaches_gpus(self.cloud, shape):
+            shape = f"{shape}+{a.name}:{a.count}"
+        return f"{self.cloud}/{self.zone}/{shape}/{self.market}"
+
+
+def cloud_attaches_gpus(cloud: str, instance_type: str) -> bool:
+    """N1 is the GCP family whose GPUs are chosen at launch rather than built in."""
+    return cloud == "gcp" and instance_type.startswith("n1-")

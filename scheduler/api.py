@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from jobs.lifecycle import JobState
 from jobs.loading import SpecError, load_spec, parse_spec
 from jobs.spec import JobSpec
 from providers.base import Provider
+from providers.feeds import SpotPricePoint
 from providers.local import (
     ExistingRayCluster,
     LocalProvider,
@@ -23,9 +25,12 @@ from providers.local import (
     RayCluster,
     detect_machine,
 )
+from scheduler.clouds import build_price_book
 from scheduler.config import Settings, load_settings
 from scheduler.controller import Controller
 from scheduler.placement import Plan
+from scheduler.price_query import PriceQuery, select_offerings
+from scheduler.pricebook import PriceBook, PriceView, Refresh
 from scheduler.ray_jobs import RayJobs
 from scheduler.records import AttemptRecord, EventRecord, JobRecord
 from scheduler.store import Store
@@ -122,12 +127,15 @@ class Scheduler:
         *,
         clock: Callable[[], datetime] = utc_now,
         providers: dict[str, Provider] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.settings = settings or load_settings()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.settings = settings or load_settings(self.environ)
         self.clock = clock
         self.store = Store(self.settings.db_url)
         self._providers = providers
         self._controller: Controller | None = None
+        self._price_book: PriceBook | None = None
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -155,6 +163,12 @@ class Scheduler:
         return self._providers
 
     @property
+    def price_book(self) -> PriceBook:
+        if self._price_book is None:
+            self._price_book = build_price_book(self.settings, self.store, self.environ)
+        return self._price_book
+
+    @property
     def controller(self) -> Controller:
         if self._controller is None:
             self._controller = Controller(self.store, self.providers, self.settings, self.clock)
@@ -176,6 +190,24 @@ class Scheduler:
     def plan(self, spec: SpecInput) -> Plan:
         parsed = self.load(spec)
         return self.controller.plan(parsed, parsed.deadline_at(self.clock()))
+
+    # -- prices -------------------------------------------------------------------------
+
+    def prices(
+        self, query: PriceQuery | None = None, *, refresh: Refresh = Refresh.AUTO
+    ) -> PriceView:
+        """Offerings matching ``query``, cheapest first, with a freshness note per cloud.
+
+        Raises PriceQueryError for a filter that names no known accelerator.
+        """
+        query = (query or PriceQuery()).normalized()
+        view = self.price_book.view(self.clock(), refresh, clouds=query.clouds)
+        return view.model_copy(update={"offerings": select_offerings(view.offerings, query)})
+
+    def spot_history(self, instance_type: str, *, days: float = 7) -> list[SpotPricePoint]:
+        """Recorded spot prices of one instance type (or TPU slice), by zone then time."""
+        since = self.clock() - timedelta(days=days)
+        return self.price_book.cache.spot_history(instance_type, since=since)
 
     # -- jobs ---------------------------------------------------------------------------
 

@@ -46,16 +46,22 @@ def _errors_as_exit_codes(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+
         from jobs.loading import SpecError
+        from providers.skypilot_catalog import CatalogError
+        from providers.snapshot import SnapshotError
         from scheduler.config import ConfigError
+        from scheduler.price_query import PriceQueryError
         from scheduler.ray_jobs import RayUnavailable
         from scheduler.store import StoreError, UnknownJob
+
+        bad_input = (SpecError, ConfigError, StoreError, UnknownJob, PriceQueryError)
 
         try:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
-        except (SpecError, ConfigError, StoreError, UnknownJob) as exc:
+        except (*bad_input, CatalogError, SnapshotError) as exc:
             raise _fail(str(exc).strip("'\""), EXIT_BAD_INPUT) from None
         except (RayUnavailable, RuntimeError, TimeoutError) as exc:
             raise _fail(str(exc), EXIT_JOB_FAILED) from None
@@ -65,10 +71,18 @@ def _errors_as_exit_codes(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _scheduler() -> Scheduler:
+def _scheduler(catalogs: list[Path] | None = None) -> Scheduler:
     from scheduler.api import Scheduler
 
-    return Scheduler()
+    if not catalogs:
+        return Scheduler()
+    from scheduler.config import load_settings
+
+    settings = load_settings()
+    missing = [p for p in catalogs if not p.is_file()]
+    if missing:
+        raise _fail(f"{missing[0]}: --catalog: no such file", EXIT_BAD_INPUT)
+    return Scheduler(settings.model_copy(update={"catalogs": [*settings.catalogs, *catalogs]}))
 
 
 def _console() -> Console:
@@ -274,6 +288,156 @@ def _plan_table(result: Plan, top: int) -> None:
     console.print(table)
     if result.rejected:
         console.print(f"{len(result.rejected)} offering(s) ruled out: {result.why_none()}")
+
+
+@app.command()
+@_errors_as_exit_codes
+def prices(
+    gpu: Annotated[str | None, typer.Option(help="GPU model, e.g. H100 or A100:8.")] = None,
+    tpu: Annotated[str | None, typer.Option(help="TPU generation or slice: v5p, v5p-8.")] = None,
+    cloud: Annotated[list[str] | None, typer.Option(help="aws or gcp (repeatable).")] = None,
+    region: Annotated[list[str] | None, typer.Option(help="Region (repeatable).")] = None,
+    spot: Annotated[bool, typer.Option("--spot", help="Spot prices only.")] = False,
+    on_demand: Annotated[bool, typer.Option("--on-demand", help="On-demand only.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch live prices now.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="No network: cached and snapshot prices.")
+    ] = False,
+    catalog: Annotated[
+        list[Path] | None, typer.Option(help="A SkyPilot vms.csv to load (repeatable).")
+    ] = None,
+    history: Annotated[
+        str | None, typer.Option(help="Spot price history of this instance type, by zone.")
+    ] = None,
+    days: Annotated[float, typer.Option(min=0, help="History window in days.")] = 7,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows to show.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Live spot and on-demand prices per zone, cheapest first, with how fresh each is."""
+    from providers.offering import MarketKind
+    from scheduler.price_query import PriceQuery
+    from scheduler.pricebook import Refresh
+
+    if spot and on_demand:
+        raise _fail("--spot and --on-demand exclude each other", EXIT_BAD_INPUT)
+    if refresh and offline:
+        raise _fail("--refresh and --offline exclude each other", EXIT_BAD_INPUT)
+    for c in cloud or []:
+        if c not in ("aws", "gcp"):
+            raise _fail(f"--cloud: unknown cloud {c!r} (known: aws, gcp)", EXIT_BAD_INPUT)
+    s = _scheduler(catalog)
+    if history is not None:
+        _spot_history(s, history, days, as_json)
+        return
+    market = MarketKind.SPOT if spot else MarketKind.ON_DEMAND if on_demand else None
+    query = PriceQuery(gpu=gpu, tpu=tpu, clouds=cloud or None, regions=region, market=market)
+    mode = Refresh.FORCE if refresh else Refresh.NEVER if offline else Refresh.AUTO
+    view = s.prices(query, refresh=mode)
+    if as_json:
+        _print_json(
+            {
+                "offerings": [_price_json(o) for o in view.offerings[:limit]],
+                "matched": len(view.offerings),
+                "notes": view.notes,
+                "refreshed": [r.model_dump() for r in view.reports],
+            }
+        )
+    else:
+        _price_table(view.offerings[:limit], len(view.offerings), s.clock())
+        for note in view.notes:
+            typer.echo(note, err=True)
+    failed = [r for r in view.reports if not r.ok]
+    for r in failed:
+        typer.echo(f"warning: {r.feed}: live prices not fetched: {r.error}", err=True)
+    if refresh and failed:
+        raise typer.Exit(EXIT_JOB_FAILED)
+
+
+def _price_json(o: Any) -> dict[str, Any]:
+    from scheduler.price_query import price_per_device_hour
+
+    return {**o.model_dump(mode="json"), "price_per_device_hour": price_per_device_hour(o)}
+
+
+def _age(when: Any, now: Any) -> str:
+    seconds = (now - when).total_seconds()
+    if seconds < 3600:
+        return f"{max(seconds, 0) / 60:.0f}m ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h ago"
+    return when.date().isoformat()
+
+
+def _price_table(offerings: list[Any], matched: int, now: Any) -> None:
+    from rich.table import Table
+
+    from scheduler.price_query import price_per_device_hour
+
+    console = _console()
+    if not offerings:
+        console.print("no offering matches")
+        return
+    table = Table(box=None, header_style="bold")
+    columns = ("CLOUD", "REGION", "ZONE", "TYPE", "ACCELERATORS", "MARKET", "$/H", "$/DEV-H")
+    for column in (*columns, "INTERRUPT/H", "AS OF", "SOURCE"):
+        table.add_column(column)
+    for o in offerings:
+        a = o.accelerators
+        per_device = price_per_device_hour(o)
+        rate = "-" if o.market.value == "on_demand" else f"{o.interruption_rate:.4f}"
+        if o.market.value == "spot" and o.interruption_source.value != "none":
+            rate += f" ({o.interruption_source.value.split('_')[0]})"
+        table.add_row(
+            o.cloud,
+            o.region,
+            o.zone,
+            o.instance_type,
+            "-" if a is None else (a.name if a.name.startswith("tpu-") else f"{a.name}:{a.count}"),
+            o.market.value,
+            f"${o.price_per_hour:,.4f}",
+            "-" if per_device is None else f"${per_device:,.4f}",
+            rate,
+            _age(o.as_of, now),
+            o.price_source.value,
+        )
+    console.print(table)
+    if matched > len(offerings):
+        console.print(f"{matched - len(offerings)} more; use --limit to see them")
+
+
+def _spot_history(s: Scheduler, instance_type: str, days: float, as_json: bool) -> None:
+    from rich.table import Table
+
+    points = s.spot_history(instance_type, days=days)
+    if as_json:
+        _print_json([p.model_dump(mode="json") for p in points])
+        return
+    if not points:
+        typer.echo(
+            f"no spot prices recorded for {instance_type} in the last {days:g} days;"
+            " `sched prices --refresh` records them",
+            err=True,
+        )
+        return
+    by_zone: dict[str, list[Any]] = {}
+    for p in points:
+        by_zone.setdefault(f"{p.cloud} {p.zone}", []).append(p)
+    table = Table(box=None, header_style="bold")
+    for column in ("CLOUD ZONE", "POINTS", "FROM", "TO", "MIN", "MEAN", "MAX", "LATEST"):
+        table.add_column(column)
+    for zone, pts in sorted(by_zone.items()):
+        prices = [p.price_per_hour for p in pts]
+        table.add_row(
+            zone,
+            str(len(pts)),
+            pts[0].at.strftime("%Y-%m-%d %H:%M"),
+            pts[-1].at.strftime("%Y-%m-%d %H:%M"),
+            f"${min(prices):.4f}",
+            f"${sum(prices) / len(prices):.4f}",
+            f"${max(prices):.4f}",
+            f"${prices[-1]:.4f}",
+        )
+    _console().print(table)
 
 
 @app.command()

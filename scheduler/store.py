@@ -94,12 +94,14 @@ class Store:
             self._write.dispose()
 
     @contextmanager
-    def _reading(self) -> Iterator[Session]:
+    def reading(self) -> Iterator[Session]:
+        """A session for reads; other modules' tables (the price cache) use it too."""
         with Session(self._read, expire_on_commit=False) as session:
             yield session
 
     @contextmanager
-    def _writing(self) -> Iterator[Session]:
+    def writing(self) -> Iterator[Session]:
+        """One write transaction (BEGIN IMMEDIATE on SQLite), committed on exit."""
         with Session(self._write, expire_on_commit=False) as session, session.begin():
             yield session
 
@@ -118,7 +120,7 @@ class Store:
             updated_at=submitted_at,
             deadline_at=deadline_at,
         )
-        with self._writing() as session:
+        with self.writing() as session:
             session.add(job)
             session.flush()
             assert job.id is not None
@@ -130,7 +132,7 @@ class Store:
         return job
 
     def get_job(self, job_id: int) -> JobRecord:
-        with self._reading() as session:
+        with self.reading() as session:
             job = session.get(JobRecord, job_id)
         if job is None:
             raise UnknownJob(f"no job {job_id}")
@@ -144,15 +146,15 @@ class Store:
             query = query.where(col(JobRecord.state).in_(list(states)))
         if limit is not None:
             query = query.limit(limit)
-        with self._reading() as session:
+        with self.reading() as session:
             return list(session.exec(query).all())
 
     def count_jobs(self) -> int:
-        with self._reading() as session:
+        with self.reading() as session:
             return int(session.exec(select(func.count()).select_from(JobRecord)).one())
 
     def request_cancel(self, job_id: int, at: datetime) -> JobRecord:
-        with self._writing() as session:
+        with self.writing() as session:
             job = self._locked(session, job_id)
             job.cancel_requested = True
             job.updated_at = at
@@ -184,7 +186,7 @@ class Store:
         ``expect`` guards against races: if the job is no longer in one of those states
         nothing is written and StaleState is raised.
         """
-        with self._writing() as session:
+        with self.writing() as session:
             job = self._locked(session, job_id)
             current = JobState(job.state)
             if expect is not None and current not in expect:
@@ -228,7 +230,7 @@ class Store:
             .where(AttemptRecord.job_id == job_id)
             .order_by(col(AttemptRecord.number))
         )
-        with self._reading() as session:
+        with self.reading() as session:
             return list(session.exec(query).all())
 
     def attempts_of(self, job_ids: Sequence[int]) -> dict[int, list[AttemptRecord]]:
@@ -241,20 +243,20 @@ class Store:
             .order_by(col(AttemptRecord.job_id), col(AttemptRecord.number))
         )
         grouped: dict[int, list[AttemptRecord]] = {}
-        with self._reading() as session:
+        with self.reading() as session:
             for attempt in session.exec(query).all():
                 grouped.setdefault(attempt.job_id, []).append(attempt)
         return grouped
 
     def attempt(self, attempt_id: int) -> AttemptRecord:
-        with self._reading() as session:
+        with self.reading() as session:
             attempt = session.get(AttemptRecord, attempt_id)
         if attempt is None:
             raise LookupError(f"no attempt {attempt_id}")
         return attempt
 
     def update_attempt(self, attempt_id: int, **fields: Any) -> AttemptRecord:
-        with self._writing() as session:
+        with self.writing() as session:
             attempt = session.get(AttemptRecord, attempt_id)
             if attempt is None:
                 raise LookupError(f"no attempt {attempt_id}")
@@ -267,5 +269,5 @@ class Store:
         query = (
             select(EventRecord).where(EventRecord.job_id == job_id).order_by(col(EventRecord.id))
         )
-        with self._reading() as session:
+        with self.reading() as session:
             return list(session.exec(query).all())

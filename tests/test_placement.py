@@ -376,3 +376,15 @@ def test_multi_node_job_rejected_where_too_few_nodes() -> None:
     assert only_reason(plan(spec, [single], deadline_hours=None)) == "2 nodes needed, 1 available"
     (placement,) = plan(make_spec(), [single], deadline_hours=None).placements
     assert placement.num_nodes == 1
+
+
+def test_gcp_n1_pools_tell_attached_gpus_apart() -> None:
+    t4 = offering(
+        cloud="gcp", zone="us-central1-a", instance_type="n1-standard-8", gpu=("T4", 1, 16)
+    )
+    v100 = t4.model_copy(
+        update={"accelerators": OfferedAccelerator(name="V100", count=1, memory_gb=16)}
+    )
+    assert t4.pool == "gcp/us-central1-a/n1-standard-8+T4:1/on_demand"
+    assert t4.pool != v100.pool
+    assert GCP_H100.pool == "gcp/us-central1-a/a3-highgpu-8g/on_demand"

@@ -1,0 +1,78 @@
+"""Wiring: which live price feeds exist for these settings, and the price book built on them.
+
+A feed is *configured* when its cloud's credentials or endpoint are set; only configured
+feeds are refreshed automatically, so a machine with no cloud accounts never waits on a
+network call and prices come from the snapshot. ``sched prices --refresh`` tries a feed
+even when it is not configured, and says why it failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+from providers.offering import Offering
+from providers.snapshot import load_snapshot
+from scheduler.config import Settings
+from scheduler.price_cache import PriceCache
+from scheduler.pricebook import FeedEntry, PriceBook
+from scheduler.store import Store
+
+_AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_WEB_IDENTITY_TOKEN_FILE")
+
+
+def aws_configured(environ: Mapping[str, str], home: Path) -> tuple[bool, str]:
+    if any(environ.get(v) for v in _AWS_VARS):
+        return True, ""
+    aws_dir = Path(environ.get("AWS_CONFIG_FILE") or home / ".aws" / "config").parent
+    if (aws_dir / "credentials").exists() or (aws_dir / "config").exists():
+        return True, ""
+    return False, "no AWS credentials (set AWS_PROFILE or AWS_ACCESS_KEY_ID)"
+
+
+def gcp_configured(settings: Settings) -> tuple[bool, str]:
+    if settings.gcp_project:
+        return True, ""
+    return False, "no GCP project (set SCHED_GCP_PROJECT)"
+
+
+def price_feeds(settings: Settings, environ: Mapping[str, str]) -> list[FeedEntry]:
+    from providers.aws import AwsPriceFeed
+    from providers.gcp import GcpPriceFeed
+    from providers.gcp_clients import GoogleEndpoint
+    from providers.gcp_tpu import GcpTpuPriceFeed
+
+    home = Path(environ.get("HOME") or Path.home())
+    aws_ok, aws_why = aws_configured(environ, home)
+    gcp_ok, gcp_why = gcp_configured(settings)
+    endpoint = GoogleEndpoint(
+        api_endpoint=settings.gcp_api_endpoint, anonymous=settings.gcp_anonymous
+    )
+    project = settings.gcp_project or ""
+    aws_regions = tuple(settings.aws_regions)
+    gcp_regions = tuple(settings.gcp_regions)
+    gcp_vms = GcpPriceFeed(project, endpoint)
+    gcp_tpus = GcpTpuPriceFeed(project, endpoint)
+    return [
+        FeedEntry("aws", "aws", "vm", aws_regions, AwsPriceFeed(), aws_ok, aws_why),
+        FeedEntry("gcp", "gcp", "vm", gcp_regions, gcp_vms, gcp_ok, gcp_why),
+        FeedEntry("gcp-tpu", "gcp", "tpu", gcp_regions, gcp_tpus, gcp_ok, gcp_why),
+    ]
+
+
+def load_catalog(path: Path) -> list[Offering]:
+    from providers.skypilot_catalog import load_skypilot_catalog
+
+    return load_skypilot_catalog(path).offerings
+
+
+def build_price_book(settings: Settings, store: Store, environ: Mapping[str, str]) -> PriceBook:
+    return PriceBook(
+        PriceCache(store),
+        price_feeds(settings, environ),
+        ttl=timedelta(seconds=settings.price_ttl_s),
+        load_snapshot=load_snapshot,
+        catalogs=settings.catalogs,
+        load_catalog=load_catalog,
+    )

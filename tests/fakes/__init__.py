@@ -1,0 +1,1 @@
+"""Protocol-level fakes of cloud APIs that answer over real HTTP."""

@@ -1,0 +1,380 @@
+"""A fake of the Compute Engine REST API v1 and the Cloud Billing Catalog, over HTTP.
+
+Answers the paths ``google.cloud.compute_v1`` sends with ``transport="rest"``: zones,
+machine types, accelerator types, instances (insert honours ``requestId``: the same id
+returns the same operation and creates nothing) and zone operations (get, wait, list with
+a simple ``filter``), plus ``/v1/services/{id}/skus`` for billing SKUs. State is plain
+dicts a test can read; ``preempt`` plays Google taking a spot machine back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.fakes.http import FakeHttpServer, Request, google_error
+
+BASE = "https://www.googleapis.com/compute/v1"
+_P = r"/compute/v1/projects/(?P<project>[^/]+)"
+_Z = _P + r"/zones/(?P<zone>[^/]+)"
+_FILTER = re.compile(r'^\(?\s*(?P<field>\w+)\s*(?P<op>=|!=|eq|ne)\s*"?(?P<value>[^"]*?)"?\s*\)?$')
+
+# On-demand rates are Compute Engine's us-central1 list prices (they add up to the
+# published a2-highgpu-1g, a2-ultragpu-1g and n1-standard-8 prices); spot and A3 rates are
+# illustrative, chosen so spot sums stay in the published range.
+_IN = " running in Americas"
+_SPOT = "Spot Preemptible "  # spot cores/RAM: a prefix
+_ATTACHED = " attached to Spot Preemptible VMs"  # spot GPUs: a middle part
+US_CENTRAL1_RATES: tuple[tuple[str, str, str, str, float], ...] = (
+    # (sku id, description, usage type, usage unit, usd)
+    ("A2-CORE", f"A2 Instance Core{_IN}", "OnDemand", "h", 0.031611),
+    ("A2-RAM", f"A2 Instance Ram{_IN}", "OnDemand", "GiBy.h", 0.004237),
+    ("A2-CORE-S", f"{_SPOT}A2 Instance Core{_IN}", "Preemptible", "h", 0.0123),
+    ("A2-RAM-S", f"{_SPOT}A2 Instance Ram{_IN}", "Preemptible", "GiBy.h", 0.00165),
+    ("A3-CORE", f"A3 Instance Core{_IN}", "OnDemand", "h", 0.03222),
+    ("A3-RAM", f"A3 Instance Ram{_IN}", "OnDemand", "GiBy.h", 0.002817),
+    ("G2-CORE", f"G2 Instance Core{_IN}", "OnDemand", "h", 0.024988),
+    ("G2-RAM", f"G2 Instance Ram{_IN}", "OnDemand", "GiBy.h", 0.002927),
+    ("N1-CORE", f"N1 Predefined Instance Core{_IN}", "OnDemand", "h", 0.031611),
+    ("N1-RAM", f"N1 Predefined Instance Ram{_IN}", "OnDemand", "GiBy.h", 0.004237),
+    ("N1-CORE-S", f"{_SPOT}N1 Predefined Instance Core{_IN}", "Preemptible", "h", 0.0107),
+    ("N1-RAM-S", f"{_SPOT}N1 Predefined Instance Ram{_IN}", "Preemptible", "GiBy.h", 0.001614),
+    ("A100", f"Nvidia Tesla A100 GPU{_IN}", "OnDemand", "h", 2.933908),
+    ("A100-S", f"Nvidia Tesla A100 GPU{_ATTACHED}{_IN}", "Preemptible", "h", 1.64017),
+    ("A100-80", f"Nvidia Tesla A100 80GB GPU{_IN}", "OnDemand", "h", 3.92808),
+    ("H100", f"Nvidia H100 80GB GPU{_IN}", "OnDemand", "h", 9.48216),
+    ("L4", f"Nvidia L4 GPU{_IN}", "OnDemand", "h", 0.56004),
+    ("T4", f"Nvidia Tesla T4 GPU{_IN}", "OnDemand", "h", 0.35),
+    ("T4-S", f"Nvidia Tesla T4 GPU{_ATTACHED}{_IN}", "Preemptible", "h", 0.14),
+    ("V100", f"Nvidia Tesla V100 GPU{_IN}", "OnDemand", "h", 2.48),
+    ("SSD", "SSD backed Local Storage", "OnDemand", "GiBy.mo", 0.08),
+    # Priced SKUs the feed must not mistake for VM components.
+    ("T4-VWS", f"Nvidia Tesla T4 Virtual Workstation GPU{_IN}", "OnDemand", "h", 0.55),
+    ("A2-1Y", "Commitment v1: A2 Cpu in Americas for 1 Year", "Commit1Yr", "h", 0.019915),
+    ("A2-CUSTOM", f"A2 Custom Instance Core{_IN}", "OnDemand", "h", 0.05),
+    ("DWS-A3", f"DWS Defined Duration A3 Core{_IN}", "OnDemand", "h", 0.02),
+)
+
+
+def sku(
+    sku_id: str,
+    description: str,
+    usage_type: str,
+    unit: str,
+    usd: float,
+    regions: Sequence[str] = ("us-central1",),
+) -> dict[str, Any]:
+    """One Compute Engine SKU in the Catalog API's REST shape (units + nanos)."""
+    units = int(usd)
+    nanos = round((usd - units) * 1e9)
+    group = "GPU" if "GPU" in description else "RAM" if "Ram" in description else "CPU"
+    return {
+        "name": f"services/6F81-5844-456A/skus/{sku_id}",
+        "skuId": sku_id,
+        "description": description,
+        "category": {
+            "serviceDisplayName": "Compute Engine",
+            "resourceFamily": "Storage" if "Storage" in description else "Compute",
+            "resourceGroup": "LocalSSD" if "Storage" in description else group,
+            "usageType": usage_type,
+        },
+        "serviceRegions": list(regions),
+        "pricingInfo": [
+            {
+                "effectiveTime": "2026-07-01T08:00:00.000Z",
+                "pricingExpression": {
+                    "usageUnit": unit,
+                    "tieredRates": [
+                        {
+                            "startUsageAmount": 0,
+                            "unitPrice": {
+                                "currencyCode": "USD",
+                                "units": str(units),
+                                "nanos": nanos,
+                            },
+                        }
+                    ],
+                },
+            }
+        ],
+        "serviceProviderName": "Google",
+    }
+
+
+def us_central1_skus() -> list[dict[str, Any]]:
+    return [sku(*row) for row in US_CENTRAL1_RATES]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _matches(item: Mapping[str, Any], expression: str | None) -> bool:
+    """The one-clause subset of Compute's list ``filter`` (``=``/``!=`` literal, eq/ne RE2)."""
+    if not expression:
+        return True
+    m = _FILTER.match(expression.strip())
+    if not m:
+        raise ValueError(f"fake cannot parse filter {expression!r}")
+    actual = str(item.get(m["field"], ""))
+    op, value = m["op"], m["value"]
+    if op in ("eq", "ne"):
+        hit = re.fullmatch(value, actual) is not None
+        return hit if op == "eq" else not hit
+    return (actual == value) if op == "=" else (actual != value)
+
+
+class FakeCompute:
+    """State of one project's Compute Engine plus the billing catalog, served over HTTP."""
+
+    def __init__(self, project: str = "test-project", skus: Iterable[dict[str, Any]] = ()):
+        self.project = project
+        self.skus: list[dict[str, Any]] = list(skus)
+        self.zones: dict[str, dict[str, Any]] = {}
+        self.machine_types: dict[str, dict[str, dict[str, Any]]] = {}
+        self.accelerator_types: dict[str, dict[str, dict[str, Any]]] = {}
+        self.instances: dict[tuple[str, str], dict[str, Any]] = {}
+        self.operations: dict[tuple[str, str], dict[str, Any]] = {}
+        self.by_request_id: dict[str, tuple[str, str]] = {}
+        self.page_size = 2  # small pages so clients must follow nextPageToken
+        self._ids = itertools.count(1000)
+        self.server = FakeHttpServer()
+        self._routes()
+
+    # ---- test set-up and hooks ---------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def requests(self) -> list[Request]:
+        return self.server.requests
+
+    def start(self) -> FakeCompute:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> FakeCompute:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def add_zone(self, zone: str, status: str = "UP") -> None:
+        region = zone.rsplit("-", 1)[0]
+        self.zones[zone] = {
+            "kind": "compute#zone",
+            "id": str(next(self._ids)),
+            "name": zone,
+            "region": f"{BASE}/projects/{self.project}/regions/{region}",
+            "status": status,
+            "selfLink": f"{BASE}/projects/{self.project}/zones/{zone}",
+        }
+        self.machine_types.setdefault(zone, {})
+        self.accelerator_types.setdefault(zone, {})
+
+    def add_machine_type(
+        self,
+        zone: str,
+        name: str,
+        cpus: int,
+        memory_gib: float,
+        accelerators: Mapping[str, int] | None = None,
+        local_ssd_partitions: int = 0,
+    ) -> None:
+        mt: dict[str, Any] = {
+            "kind": "compute#machineType",
+            "id": str(next(self._ids)),
+            "name": name,
+            "guestCpus": cpus,
+            "memoryMb": round(memory_gib * 1024),
+            "zone": zone,
+            "isSharedCpu": False,
+        }
+        if accelerators:
+            mt["accelerators"] = [
+                {"guestAcceleratorType": k, "guestAcceleratorCount": v}
+                for k, v in accelerators.items()
+            ]
+        if local_ssd_partitions:
+            mt["bundledLocalSsds"] = {"partitionCount": local_ssd_partitions}
+        self.machine_types[zone][name] = mt
+
+    def add_accelerator_type(self, zone: str, name: str, max_cards: int) -> None:
+        self.accelerator_types[zone][name] = {
+            "kind": "compute#acceleratorType",
+            "id": str(next(self._ids)),
+            "name": name,
+            "zone": f"{BASE}/projects/{self.project}/zones/{zone}",
+            "maximumCardsPerInstance": max_cards,
+        }
+
+    def preempt(self, zone: str, name: str) -> dict[str, Any]:
+        """Take a spot machine back: STOP-action machines stay TERMINATED, DELETE ones go."""
+        inst = self.instances[(zone, name)]
+        action = (inst.get("scheduling") or {}).get("instanceTerminationAction", "STOP")
+        if action == "DELETE":
+            del self.instances[(zone, name)]
+        else:
+            inst["status"] = "TERMINATED"
+            inst["lastStopTimestamp"] = _now()
+        return self._operation(zone, "compute.instances.preempted", inst, done=True, user="system")
+
+    # ---- REST --------------------------------------------------------------------------
+
+    def _routes(self) -> None:
+        r = self.server.route
+        r("GET", _P + r"/zones", self._list_zones)
+        r("GET", _Z + r"/machineTypes", self._list_machine_types)
+        r("GET", _Z + r"/acceleratorTypes", self._list_accelerator_types)
+        r("GET", _Z + r"/instances", self._list_instances)
+        r("POST", _Z + r"/instances", self._insert)
+        r("GET", _Z + r"/instances/(?P<name>[^/]+)", self._get_instance)
+        r("DELETE", _Z + r"/instances/(?P<name>[^/]+)", self._delete)
+        r("GET", _Z + r"/operations", self._list_operations)
+        r("GET", _Z + r"/operations/(?P<op>[^/]+)", self._get_operation)
+        r("POST", _Z + r"/operations/(?P<op>[^/]+)/wait", self._wait_operation)
+        r("GET", r"/v1/services/(?P<service>[^/]+)/skus", self._list_skus)
+
+    def _page(self, req: Request, items: list[Any], key: str = "items") -> Any:
+        try:
+            items = [i for i in items if _matches(i, req.arg("filter"))]
+        except ValueError as exc:
+            return google_error(400, str(exc), "INVALID_ARGUMENT")
+        size = int(req.arg("maxResults") or req.arg("pageSize") or self.page_size)
+        start = int(req.arg("pageToken") or 0)
+        body: dict[str, Any] = {key: items[start : start + size]}
+        if start + size < len(items):
+            body["nextPageToken"] = str(start + size)
+        return body
+
+    def _zone_known(self, req: Request) -> tuple[int, dict[str, Any]] | None:
+        if req.params["project"] != self.project:
+            return google_error(403, f"project {req.params['project']} not found", "FORBIDDEN")
+        if req.params["zone"] not in self.zones:
+            return google_error(404, f"The resource 'zones/{req.params['zone']}' was not found")
+        return None
+
+    def _list_zones(self, req: Request) -> Any:
+        return self._page(req, list(self.zones.values()))
+
+    def _list_machine_types(self, req: Request) -> Any:
+        err = self._zone_known(req)
+        return err or self._page(req, list(self.machine_types[req.params["zone"]].values()))
+
+    def _list_accelerator_types(self, req: Request) -> Any:
+        err = self._zone_known(req)
+        return err or self._page(req, list(self.accelerator_types[req.params["zone"]].values()))
+
+    def _list_instances(self, req: Request) -> Any:
+        err = self._zone_known(req)
+        zone = req.params["zone"]
+        return err or self._page(req, [i for (z, _), i in self.instances.items() if z == zone])
+
+    def _insert(self, req: Request) -> Any:
+        err = self._zone_known(req)
+        if err:
+            return err
+        zone = req.params["zone"]
+        request_id = req.arg("requestId")
+        if request_id and request_id in self.by_request_id:
+            return self.operations[self.by_request_id[request_id]]
+        body = req.body or {}
+        name = body.get("name", "")
+        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
+            return google_error(400, f"Invalid value for field 'resource.name': '{name}'")
+        if (zone, name) in self.instances:
+            path = f"projects/{self.project}/zones/{zone}/instances/{name}"
+            return google_error(409, f"The resource '{path}' already exists", "ALREADY_EXISTS")
+        mt = str(body.get("machineType", "")).rsplit("/", 1)[-1]
+        if mt not in self.machine_types[zone]:
+            return google_error(400, f"Invalid value for field 'resource.machineType': '{mt}'")
+        for acc in body.get("guestAccelerators") or []:
+            kind = str(acc.get("acceleratorType", "")).rsplit("/", 1)[-1]
+            if kind not in self.accelerator_types[zone]:
+                field = "resource.guestAccelerators[0].acceleratorType"
+                return google_error(400, f"Invalid value for field '{field}': '{kind}'")
+        inst = {
+            **body,
+            "kind": "compute#instance",
+            "id": str(next(self._ids)),
+            "machineType": f"{BASE}/projects/{self.project}/zones/{zone}/machineTypes/{mt}",
+            "zone": f"{BASE}/projects/{self.project}/zones/{zone}",
+            "status": "RUNNING",
+            "creationTimestamp": _now(),
+            "selfLink": f"{BASE}/projects/{self.project}/zones/{zone}/instances/{name}",
+            "networkInterfaces": [
+                {"networkIP": f"10.128.0.{len(self.instances) + 2}", "accessConfigs": []}
+            ],
+        }
+        self.instances[(zone, name)] = inst
+        op = self._operation(zone, "insert", inst, done=False)
+        if request_id:
+            self.by_request_id[request_id] = (zone, op["name"])
+        return op
+
+    def _get_instance(self, req: Request) -> Any:
+        err = self._zone_known(req)
+        key = (req.params["zone"], req.params["name"])
+        if err or key not in self.instances:
+            return err or google_error(404, f"The resource 'instances/{key[1]}' was not found")
+        return self.instances[key]
+
+    def _delete(self, req: Request) -> Any:
+        err = self._zone_known(req)
+        key = (req.params["zone"], req.params["name"])
+        if err or key not in self.instances:
+            return err or google_error(404, f"The resource 'instances/{key[1]}' was not found")
+        inst = self.instances.pop(key)
+        return self._operation(key[0], "delete", inst, done=True)
+
+    def _list_operations(self, req: Request) -> Any:
+        err = self._zone_known(req)
+        zone = req.params["zone"]
+        return err or self._page(req, [o for (z, _), o in self.operations.items() if z == zone])
+
+    def _get_operation(self, req: Request) -> Any:
+        key = (req.params["zone"], req.params["op"])
+        if key not in self.operations:
+            return google_error(404, f"The resource 'operations/{key[1]}' was not found")
+        return self.operations[key]
+
+    def _wait_operation(self, req: Request) -> Any:
+        """Real ``wait`` returns when the operation is DONE (or after ~2 minutes)."""
+        key = (req.params["zone"], req.params["op"])
+        if key not in self.operations:
+            return google_error(404, f"The resource 'operations/{key[1]}' was not found")
+        op = self.operations[key]
+        op.update(status="DONE", progress=100, endTime=_now())
+        return op
+
+    def _list_skus(self, req: Request) -> Any:
+        return self._page(req, self.skus, key="skus")
+
+    def _operation(
+        self, zone: str, kind: str, inst: Mapping[str, Any], *, done: bool, user: str = "test"
+    ) -> dict[str, Any]:
+        name = f"operation-{next(self._ids)}"
+        op = {
+            "kind": "compute#operation",
+            "id": str(next(self._ids)),
+            "name": name,
+            "zone": f"{BASE}/projects/{self.project}/zones/{zone}",
+            "operationType": kind,
+            "targetLink": inst.get("selfLink", ""),
+            "targetId": inst.get("id", ""),
+            "status": "DONE" if done else "RUNNING",
+            "progress": 100 if done else 0,
+            "user": user,
+            "insertTime": _now(),
+            "selfLink": f"{BASE}/projects/{self.project}/zones/{zone}/operations/{name}",
+        }
+        self.operations[(zone, name)] = op
+        return op
