@@ -10,9 +10,12 @@ of the result and sort them by price, the shape of a typical `sched prices --gpu
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -29,6 +32,8 @@ OUT = Path(__file__).parent / "results" / "catalog_load.json"
 LOAD_RUNS = 7
 CPU_RUNS = 3
 FILTER_RUNS = 200
+CLI_RUNS = 5
+SCHED = Path(sys.executable).parent / "sched"
 
 
 def h100_by_price(offerings: list[Offering]) -> list[Offering]:
@@ -50,6 +55,21 @@ def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
         "min_s": round(min(times), 4),
         "max_s": round(max(times), 4),
     }
+
+
+def cli_prices_h100() -> dict[str, float]:
+    """The whole user-visible path: a fresh `sched` process loading the catalog and
+    answering `prices --gpu H100`, offline, with its own empty data directory."""
+    with tempfile.TemporaryDirectory() as home:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHED_", "AWS_"))}
+        env.update({"SCHED_HOME": home, "HOME": home})
+        cmd = [str(SCHED), "prices", "--offline", "--catalog", str(CATALOG), "--gpu", "H100"]
+
+        def run() -> None:
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+
+        run()  # the first run creates the database; measure the steady state
+        return timed(run, CLI_RUNS)
 
 
 def maxrss_mib() -> float:
@@ -79,6 +99,7 @@ def main() -> None:
             lambda: load_skypilot_catalog(CATALOG, include_cpu=True), CPU_RUNS
         ),
         "h100_filter_sort": timed(lambda: h100_by_price(load.offerings), FILTER_RUNS),
+        "cli_prices_gpu_h100": cli_prices_h100(),
     }
     h100 = h100_by_price(load.offerings)
     cheapest = (
@@ -91,15 +112,15 @@ def main() -> None:
     print(f"{CATALOG}: {size / 1e6:.1f} MB, {rows} rows -> {offers} offerings")
     for label, t in timings.items():
         print(
-            f"{label:17} median {t['median_s'] * 1000:8.2f} ms  min {t['min_s'] * 1000:.2f}"
+            f"{label:19} median {t['median_s'] * 1000:8.2f} ms  min {t['min_s'] * 1000:.2f}"
             f"  max {t['max_s'] * 1000:.2f}  ({t['runs']} runs)"
         )
     print(
-        f"{'memory':17} tracemalloc peak {memory['tracemalloc_peak_mib']} MiB, retained "
+        f"{'memory':19} tracemalloc peak {memory['tracemalloc_peak_mib']} MiB, retained "
         f"{memory['tracemalloc_retained_mib']} MiB; maxrss {memory['maxrss_before_load_mib']}"
         f" -> {memory['maxrss_after_load_mib']} MiB"
     )
-    print(f"{'h100':17} {len(h100)} offerings, cheapest {cheapest}")
+    print(f"{'h100':19} {len(h100)} offerings, cheapest {cheapest}")
     results = {
         "file": {
             "path": str(CATALOG),

@@ -17,11 +17,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from jobs.accelerators import GPUS
 from providers.aws_compute import AwsClients
+from providers.config_files import load_model
 from providers.feeds import SpotPricePoint
 from providers.offering import (
     InterruptionSource,
@@ -154,17 +154,7 @@ class SpotAdvisorTable(BaseModel):
 
 def load_spot_advisor(path: Path = DEFAULT_SPOT_ADVISOR) -> SpotAdvisorTable:
     """The table at ``path``; ValueError names the file and the bad entry."""
-    try:
-        data = yaml.safe_load(path.read_text())
-        return SpotAdvisorTable.model_validate(data)
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{path}: {where}: {err['msg']}") from None
+    return load_model(path, SpotAdvisorTable)
 
 
 # ---- assembling offerings (pure) ----------------------------------------------------------

@@ -7,6 +7,7 @@ here lazily because ``google.cloud.compute_v1`` alone takes seconds to import.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,3 +29,21 @@ class GoogleEndpoint(BaseModel):
 
             kwargs["credentials"] = AnonymousCredentials()
         return kwargs
+
+
+class ComputeClients:
+    """One ``compute_v1`` client per kind, made on first use and shared by worker threads,
+    so credentials are looked up once and the slow SDK import happens only when needed."""
+
+    def __init__(self, endpoint: GoogleEndpoint) -> None:
+        self.endpoint = endpoint
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str) -> Any:
+        with self._lock:
+            if kind not in self._clients:
+                from google.cloud import compute_v1
+
+                self._clients[kind] = getattr(compute_v1, kind)(**self.endpoint.client_kwargs())
+            return self._clients[kind]

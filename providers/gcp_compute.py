@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import time
 import urllib.request
 import uuid
@@ -22,7 +21,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from providers.gcp_clients import GoogleEndpoint
+from providers.gcp_clients import ComputeClients, GoogleEndpoint
 from providers.gcp_prices import gcp_accelerator_type
 from providers.instances import Instance, InstanceState, LaunchRequest
 from providers.offering import MarketKind
@@ -209,7 +208,9 @@ def instance_from_gce(data: Mapping[str, Any], preempted_ids: Collection[str] = 
 
 
 def _as_dict(message: Any) -> dict[str, Any]:
-    return type(message).to_dict(message, preserving_proto_field_name=False)
+    return type(message).to_dict(
+        message, preserving_proto_field_name=False, use_integers_for_enums=False
+    )
 
 
 class GcpCompute:
@@ -242,16 +243,10 @@ class GcpCompute:
         self.network = network
         self.boot_disk_gb = boot_disk_gb
         self.operation_timeout = operation_timeout
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._clients = ComputeClients(self.endpoint)
 
     def _client(self, kind: str) -> Any:
-        with self._lock:
-            if kind not in self._clients:
-                from google.cloud import compute_v1
-
-                self._clients[kind] = getattr(compute_v1, kind)(**self.endpoint.client_kwargs())
-            return self._clients[kind]
+        return self._clients.get(kind)
 
     def launch(self, request: LaunchRequest) -> list[Instance]:
         from google.api_core.exceptions import Conflict

@@ -13,6 +13,7 @@ own record of the spot prices it saw.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from typing import Any
 
 from jobs.accelerators import GPUS
 from providers.feeds import SpotPricePoint
-from providers.gcp_clients import GoogleEndpoint
+from providers.gcp_clients import ComputeClients, GoogleEndpoint
 from providers.gcp_skus import COMPUTE_SERVICE_ID, SkuPrice, fetch_skus
 from providers.offering import (
     InterruptionSource,
@@ -58,6 +59,7 @@ DEFAULT_SPOT_INTERRUPTION_RATE = 0.05  # per hour; as configs/prices/snapshot.ya
 HOURS_PER_MONTH = 730  # Google's own month for GiB-month SKUs
 LOCAL_SSD_PARTITION_GIB = 375
 SOURCE = "cloudbilling.googleapis.com Compute Engine SKUs"
+log = logging.getLogger(__name__)
 
 
 def canonical_accelerator(gcp_type: str) -> str | None:
@@ -339,7 +341,9 @@ def machine_type_filter() -> str:
 
 
 def _as_dict(message: Any) -> dict[str, Any]:
-    return type(message).to_dict(message, preserving_proto_field_name=False)
+    return type(message).to_dict(
+        message, preserving_proto_field_name=False, use_integers_for_enums=False
+    )
 
 
 class GcpPriceFeed:
@@ -360,13 +364,19 @@ class GcpPriceFeed:
         self.endpoint = endpoint or GoogleEndpoint()
         self.spot_interruption_rate = spot_interruption_rate
         self.max_workers = max_workers
+        self._clients = ComputeClients(self.endpoint)
+
+    def _client(self, kind: str) -> Any:
+        return self._clients.get(kind)
 
     def fetch(self, regions: Sequence[str], now: datetime) -> list[Offering]:
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
             skus = pool.submit(fetch_skus, self.endpoint, COMPUTE_SERVICE_ID)
             zones = self.zones(regions)
             catalogs = list(pool.map(lambda z: self.zone_catalog(*z), zones))
-            prices, _problems = skus.result()
+            prices, problems = skus.result()
+        if problems:  # SKUs of other products in odd shapes; logged, never silently priced
+            log.debug("%d Compute Engine SKUs not parsed, first: %s", len(problems), problems[0])
         return build_offerings(catalogs, rate_book(prices), now, self.spot_interruption_rate)
 
     def spot_history(
@@ -376,26 +386,20 @@ class GcpPriceFeed:
 
     def zones(self, regions: Sequence[str]) -> list[tuple[str, str]]:
         """(zone, region) for every zone that is UP in ``regions``."""
-        from google.cloud import compute_v1
-
-        client = compute_v1.ZonesClient(**self.endpoint.client_kwargs())
         wanted = set(regions)
         found = []
-        for zone in client.list(project=self.project):
+        for zone in self._client("ZonesClient").list(project=self.project):
             region = zone.region.rsplit("/", 1)[-1]
             if region in wanted and zone.status == "UP":
                 found.append((zone.name, region))
         return sorted(found)
 
     def zone_catalog(self, zone: str, region: str) -> ZoneCatalog:
-        from google.cloud import compute_v1
-
-        kwargs = self.endpoint.client_kwargs()
-        types = compute_v1.MachineTypesClient(**kwargs).list(
+        types = self._client("MachineTypesClient").list(
             request={"project": self.project, "zone": zone, "filter": machine_type_filter()}
         )
         shapes = {s.name: s for s in (machine_shape(_as_dict(t)) for t in types)}
-        accels = compute_v1.AcceleratorTypesClient(**kwargs).list(project=self.project, zone=zone)
+        accels = self._client("AcceleratorTypesClient").list(project=self.project, zone=zone)
         return ZoneCatalog(
             zone=zone,
             region=region,

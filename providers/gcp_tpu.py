@@ -33,6 +33,7 @@ from jobs.accelerators import TPUS, AcceleratorKind, parse_accelerator
 from providers.feeds import SpotPricePoint
 from providers.gcp_clients import GoogleEndpoint
 from providers.gcp_compute import sanitize_labels
+from providers.gcp_prices import DEFAULT_SPOT_INTERRUPTION_RATE
 from providers.gcp_skus import COMPUTE_SERVICE_ID, TPU_SERVICE_ID, SkuPrice, fetch_skus
 from providers.instances import Instance, InstanceState, LaunchRequest
 from providers.offering import (
@@ -43,7 +44,6 @@ from providers.offering import (
     PriceSource,
 )
 
-DEFAULT_SPOT_INTERRUPTION_RATE = 0.05  # per hour, as the Compute Engine feed; GCP publishes none
 SOURCE = "cloudbilling.googleapis.com TPU SKUs"
 
 # Chips one SKU unit prices: v2/v3/v4 SKUs price an 8-core (4-chip) board, newer ones a chip.

@@ -15,18 +15,17 @@ from datetime import date
 from pathlib import Path
 from typing import Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     computed_field,
     field_validator,
     model_validator,
 )
 
 from jobs.spec import Cloud
+from providers.config_files import load_model
 
 DEFAULT_NETWORK_RATES = Path(__file__).resolve().parent.parent / "configs" / "network_rates.yaml"
 
@@ -434,18 +433,4 @@ class NetworkPrices(BaseModel):
 def load_network_prices(path: Path | None = None) -> NetworkPrices:
     """The table at ``path`` (default: configs/network_rates.yaml); ValueError names the
     file and the bad field."""
-    path = DEFAULT_NETWORK_RATES if path is None else path
-    try:
-        data = yaml.safe_load(path.read_text())
-        return NetworkPrices.model_validate(data)
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        # A nested model repeats its field name ("tiers.tiers"): say it once.
-        loc = [str(p) for i, p in enumerate(err["loc"]) if i == 0 or p != err["loc"][i - 1]]
-        where = ".".join(loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        raise ValueError(f"{path}: {where}: {msg}" if where else f"{path}: {msg}") from None
+    return load_model(DEFAULT_NETWORK_RATES if path is None else path, NetworkPrices)

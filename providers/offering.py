@@ -65,13 +65,18 @@ class Offering(BaseModel):
     max_nodes: int | None = Field(default=None, ge=1, description="Nodes available; None: many.")
 
     @property
-    def pool(self) -> str:
-        """Capacity that is preempted together. GCP attaches GPUs to generic hosts, so an
-        n1-standard-8 with a T4 and one with a V100 are different pools."""
-        shape = self.instance_type
+    def shape(self) -> str:
+        """The machine as a user would name it. GCP attaches GPUs to generic N1 hosts, so
+        an n1-standard-8 with a T4 and one with a V100 are different shapes."""
         a = self.accelerators
-        if a is not None and a.name != shape and cloud_attaches_gpus(self.cloud, shape):
-            shape = f"{shape}+{a.name}:{a.count}"
+        if a is None or not cloud_attaches_gpus(self.cloud, self.instance_type):
+            return self.instance_type
+        return f"{self.instance_type}+{a.name}:{a.count}"
+
+    @property
+    def pool(self) -> str:
+        """Capacity that is preempted together: one shape, in one zone, in one market."""
+        shape = self.shape
         return f"{self.cloud}/{self.zone}/{shape}/{self.market}"
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from jobs.accelerators import AcceleratorKind, parse_accelerator
+from providers.config_files import load_model
 from providers.offering import (
     InterruptionSource,
     MarketKind,
@@ -106,19 +105,7 @@ def _offerings(row: SnapshotRow, source: SnapshotSource, gcp_rate: float) -> lis
 
 def load_snapshot(path: Path = DEFAULT_SNAPSHOT) -> list[Offering]:
     """Every offering in the snapshot; SnapshotError names the file and the bad entry."""
-    try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data: Any = yaml.load(path.read_text(), Loader=loader)
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SnapshotError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        snap = SnapshotFile.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise SnapshotError(f"{path}: {where}: {err['msg']}") from None
+    snap = load_model(path, SnapshotFile, SnapshotError)
     offerings: list[Offering] = []
     for i, row in enumerate(snap.offerings):
         source = snap.sources.get(row.source)

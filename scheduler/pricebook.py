@@ -95,13 +95,17 @@ def merge(
 
 
 def spot_points(offerings: Iterable[Offering]) -> list[SpotPricePoint]:
-    """Our own record of spot prices: the only history there is for clouds that keep none."""
+    """Our own record of spot prices: the only history there is for clouds that keep none.
+
+    Recorded under the offering's shape, so GPUs attached to one N1 host type keep
+    separate histories (``--history n1-standard-8+T4:1``).
+    """
     return [
         SpotPricePoint(
             cloud=o.cloud,
             region=o.region,
             zone=o.zone,
-            instance_type=o.instance_type,
+            instance_type=o.shape,
             price_per_hour=o.price_per_hour,
             at=o.as_of,
         )

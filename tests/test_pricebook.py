@@ -249,3 +249,22 @@ def test_price_query_filters_and_validates() -> None:
         PriceQuery(tpu="v9").normalized()
     assert price_per_device_hour(h100) == pytest.approx(30.0 / 8)
     assert price_per_device_hour(tpu) == pytest.approx(30.0 / 4)  # v5p-8 is 4 chips
+
+
+def test_history_keeps_gpus_attached_to_one_host_type_apart(store: Store) -> None:
+    feed = ScriptedFeed()
+    feed.cloud = "gcp"
+    t4 = offer("us-central1-a", itype="n1-standard-8", cloud="gcp", gpu=("T4", 1), price=0.6)
+    spot_t4 = t4.model_copy(update={"market": MarketKind.SPOT, "price_source": PriceSource.LIVE})
+    spot_v100 = spot_t4.model_copy(
+        update={
+            "accelerators": OfferedAccelerator(name="V100", count=1, memory_gb=16),
+            "price_per_hour": 1.2,
+        }
+    )
+    feed.answers = [[spot_t4, spot_v100]]
+    entry = FeedEntry("gcp", "gcp", "vm", ("us-central1",), feed, True)
+    pb = PriceBook(PriceCache(store), [entry], ttl=timedelta(hours=1), load_snapshot=list)
+    assert pb.view(T0).reports[0].spot_points == 2
+    assert [p.price_per_hour for p in pb.cache.spot_history("n1-standard-8+T4:1")] == [0.6]
+    assert [p.price_per_hour for p in pb.cache.spot_history("n1-standard-8+V100:1")] == [1.2]

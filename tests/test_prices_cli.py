@@ -13,6 +13,9 @@ import pytest
 
 from tests.conftest import Cli
 from tests.fakes.aws_pricing import FakePriceList, SpotPriceEc2, ec2_product
+from tests.fakes.google import FakeGoogle
+from tests.fakes.google_compute import us_central1_skus
+from tests.fakes.google_tpu import tpu_skus
 
 
 @pytest.fixture
@@ -170,3 +173,43 @@ def test_failed_refresh_exits_1_and_keeps_snapshot(offline_cli: Cli, home: Path)
     data = json.loads(out.stdout)
     assert data["offerings"] and all(o["price_source"] == "snapshot" for o in data["offerings"])
     assert any("aws live refresh failed" in n for n in data["notes"])
+
+
+def test_refresh_shows_live_gcp_vm_and_tpu_prices(offline_cli: Cli) -> None:
+    with FakeGoogle("sched-test") as google:
+        google.compute.skus.extend(us_central1_skus())
+        google.compute.add_zone("us-central1-a")
+        google.compute.add_machine_type(
+            "us-central1-a", "a2-highgpu-1g", 12, 85, {"nvidia-tesla-a100": 1}
+        )
+        for item in tpu_skus():
+            google.tpu.add_sku(item)
+        google.tpu.add_zone("us-central1-a", {"v5p-8": "2x2x1"})
+        gcp = Cli(
+            {
+                **offline_cli.env,
+                "SCHED_GCP_PROJECT": "sched-test",
+                "SCHED_GCP_API_ENDPOINT": google.url,
+                "SCHED_GCP_ANONYMOUS": "1",
+                "SCHED_GCP_REGIONS": "us-central1",
+            }
+        )
+        out = gcp("prices", "--refresh", "--cloud", "gcp", "--json", "-n", "1000")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert {(r["feed"], r["ok"]) for r in data["refreshed"]} == {("gcp", True), ("gcp-tpu", True)}
+    live = {
+        (o["instance_type"], o["market"]): o["price_per_hour"]
+        for o in data["offerings"]
+        if o["price_source"] == "live" and o["zone"] == "us-central1-a"
+    }
+    # 12 A2 cores + 85 GiB of A2 RAM + one A100, from the fake's SKUs.
+    assert live[("a2-highgpu-1g", "on_demand")] == pytest.approx(
+        12 * 0.031611 + 85 * 0.004237 + 2.933908
+    )
+    assert live[("a2-highgpu-1g", "spot")] == pytest.approx(12 * 0.0123 + 85 * 0.00165 + 1.64017)
+    assert live[("tpu-v5p-8", "on_demand")] == pytest.approx(4 * 4.2)  # 4 chips
+    # us-central1 is now live for both VMs and TPUs; other regions keep the snapshot.
+    sources = {(o["region"], o["price_source"]) for o in data["offerings"]}
+    assert ("us-central1", "snapshot") not in sources
+    assert ("us-east4", "snapshot") in sources

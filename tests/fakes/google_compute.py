@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.http import FakeHttpServer, Request, google_error
+from tests.fakes.http import Request, ServedFake, google_error
 
 BASE = "https://www.googleapis.com/compute/v1"
 _P = r"/compute/v1/projects/(?P<project>[^/]+)"
@@ -127,7 +127,7 @@ def _matches(item: Mapping[str, Any], expression: str | None) -> bool:
     return (actual == value) if op == "=" else (actual != value)
 
 
-class FakeCompute:
+class FakeCompute(ServedFake):
     """State of one project's Compute Engine plus the billing catalog, served over HTTP."""
 
     def __init__(self, project: str = "test-project", skus: Iterable[dict[str, Any]] = ()):
@@ -140,32 +140,13 @@ class FakeCompute:
         self.operations: dict[tuple[str, str], dict[str, Any]] = {}
         self.by_request_id: dict[str, tuple[str, str]] = {}
         self.page_size = 2  # small pages so clients must follow nextPageToken
+        # Zones out of capacity: an insert there ends in a DONE operation with an error.
+        self.exhausted_zones: set[str] = set()
         self._ids = itertools.count(1000)
-        self.server = FakeHttpServer()
+        super().__init__()
         self._routes()
 
     # ---- test set-up and hooks ---------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
-
-    def start(self) -> FakeCompute:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> FakeCompute:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def add_zone(self, zone: str, status: str = "UP") -> None:
         region = zone.rsplit("-", 1)[0]
@@ -301,6 +282,19 @@ class FakeCompute:
             if kind not in self.accelerator_types[zone]:
                 field = "resource.guestAccelerators[0].acceleratorType"
                 return google_error(400, f"Invalid value for field '{field}': '{kind}'")
+        if zone in self.exhausted_zones:
+            target = f"{BASE}/projects/{self.project}/zones/{zone}/instances/{name}"
+            op = self._operation(zone, "insert", {"selfLink": target}, done=True)
+            op["error"] = {
+                "errors": [
+                    {
+                        "code": "ZONE_RESOURCE_POOL_EXHAUSTED",
+                        "message": f"The zone '{zone}' does not have enough resources available.",
+                    }
+                ]
+            }
+            op.update(httpErrorStatusCode=503, httpErrorMessage="SERVICE UNAVAILABLE")
+            return op
         inst = {
             **body,
             "kind": "compute#instance",
@@ -369,12 +363,13 @@ class FakeCompute:
             "zone": f"{BASE}/projects/{self.project}/zones/{zone}",
             "operationType": kind,
             "targetLink": inst.get("selfLink", ""),
-            "targetId": inst.get("id", ""),
             "status": "DONE" if done else "RUNNING",
             "progress": 100 if done else 0,
             "user": user,
             "insertTime": _now(),
             "selfLink": f"{BASE}/projects/{self.project}/zones/{zone}/operations/{name}",
         }
+        if inst.get("id"):
+            op["targetId"] = inst["id"]
         self.operations[(zone, name)] = op
         return op

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.http import FakeHttpServer, Request, google_error
+from tests.fakes.http import Request, ServedFake, google_error
 
 COMPUTE_SERVICE = "6F81-5844-456A"
 TPU_SERVICE = "E000-3F24-B8AA"
@@ -158,7 +158,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-class FakeTpu:
+class FakeTpu(ServedFake):
     """State is plain dicts: ``nodes[(zone, node_id)]`` and ``operations[name]`` hold the
     REST bodies the fake serves."""
 
@@ -173,7 +173,7 @@ class FakeTpu:
         self.project = project
         self.polls_to_done = polls_to_done
         self.page_size = page_size
-        self.server = FakeHttpServer()
+        super().__init__()
         self.zones: dict[str, dict[str, str]] = {}  # zone -> accelerator type -> topology
         self.nodes: dict[tuple[str, str], dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
@@ -184,29 +184,6 @@ class FakeTpu:
         for item in skus:
             self.add_sku(item)
         self._routes()
-
-    # ---- server -------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
-
-    def start(self) -> FakeTpu:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> FakeTpu:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ---- test hooks ---------------------------------------------------------------------
 

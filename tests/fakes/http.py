@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -122,3 +122,31 @@ def google_error(code: int, message: str, status: str = "") -> tuple[int, dict[s
     """An error body in the shape Google's REST APIs return (clients raise from it)."""
     body = {"error": {"code": code, "message": message, "status": status or str(code)}}
     return code, body
+
+
+class ServedFake:
+    """Base for a fake API that keeps its state in Python and answers on its own server."""
+
+    def __init__(self) -> None:
+        self.server = FakeHttpServer()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def requests(self) -> list[Request]:
+        return self.server.requests
+
+    def start(self) -> Self:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
