@@ -23,6 +23,10 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field
 
+NEGLIGIBLE_RATE = 1e-12
+"""Interruptions per hour below which a pool is treated as never interrupted: one in a
+hundred million years is noise, and ``1/rate`` of a subnormal rate overflows to infinity."""
+
 
 class SpotEstimate(BaseModel):
     """Why a spot placement is expected to take as long as it does, in numbers."""
@@ -77,7 +81,7 @@ def spot_estimate(
     w, lam, r = work_hours, rate_per_hour, restart_hours
     if min(w, lam, r) < 0 or (checkpoint_hours is not None and checkpoint_hours < 0):
         raise ValueError("work, rate, restart and checkpoint times must not be negative")
-    if lam == 0 or w == 0:
+    if lam < NEGLIGIBLE_RATE or w == 0:
         return SpotEstimate(work_hours=w, wall_hours=w)
     m = 1 / lam
     if checkpoint_hours is None:
@@ -123,7 +127,7 @@ def _from_scratch(w: float, lam: float, r: float) -> SpotEstimate:
             work_hours=w, wall_hours=inf, interruptions=inf, lost_hours=inf, restart_hours=inf
         )
     n = math.expm1(exponent)
-    wall = (1 / lam + r) * n
+    wall = (1 + lam * r) * (n / lam)
     return SpotEstimate(
         work_hours=w,
         wall_hours=wall,

@@ -95,3 +95,10 @@ def test_more_work_never_takes_less_time(
 ) -> None:
     low, high = sorted((a, b))
     assert spot_estimate(high, lam, r, d).wall_hours >= spot_estimate(low, lam, r, d).wall_hours
+
+
+def test_a_vanishing_rate_costs_the_work_and_nothing_more() -> None:
+    # A subnormal rate once made 1/rate overflow and priced a safe pool at infinity.
+    for d in (None, 5 / 60):
+        assert spot_estimate(1.0, 2.225073858507e-311, 0.0, d).wall_hours == 1.0
+        assert spot_estimate(1.0, 1e-9, 0.1, d).wall_hours == pytest.approx(1.0, rel=1e-4)
