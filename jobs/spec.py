@@ -193,12 +193,19 @@ class Data(Strict):
 
 
 class Checkpoint(Strict):
-    """Where the job checkpoints; decides resume-on-migration and the preemption overhead."""
+    """How the job checkpoints. Present: the job saves to $SCHED_CHECKPOINT_DIR and resumes
+    from $SCHED_RESUME_FROM, so a preemption costs half a checkpoint interval. Absent: a
+    preemption restarts it from zero, which the cost model charges for."""
 
     uri: str | None = Field(
         default=None,
         description="Where checkpoints go (s3://, gs://, file://). Default: a directory per job"
         " under the sched data directory.",
+    )
+    region: str | None = Field(
+        default=None,
+        description="Region of the checkpoint bucket; with it, writing and restoring"
+        " checkpoints across regions is priced as egress.",
     )
     size_gb: float = Field(default=0, ge=0, description="Size of one checkpoint in GB.")
     write_seconds: float = Field(default=60, ge=0, description="Time to write one checkpoint.")
@@ -230,7 +237,10 @@ class JobSpec(Strict):
     )
     constraints: Constraints = Field(default_factory=Constraints, description="Hard limits.")
     data: Data = Field(default_factory=Data, description="Inputs and outputs, for data gravity.")
-    checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpointing.")
+    checkpoint: Checkpoint | None = Field(
+        default=None,
+        description="Checkpointing; leave it out if the job cannot resume (spot then costs more).",
+    )
     estimated_hours: float = Field(
         default=1.0, gt=0, description="Hours of work on the requested resources, for costing."
     )

@@ -171,7 +171,13 @@ class Scheduler:
     @property
     def controller(self) -> Controller:
         if self._controller is None:
-            self._controller = Controller(self.store, self.providers, self.settings, self.clock)
+            self._controller = Controller(
+                self.store,
+                self.providers,
+                self.settings,
+                self.clock,
+                cloud_offerings=lambda: self.price_book.view(self.clock()).offerings,
+            )
         return self._controller
 
     # -- specs --------------------------------------------------------------------------
@@ -187,9 +193,13 @@ class Scheduler:
             return parse_spec(dict(spec), source="<dict>", now=now, base_dir=Path.cwd())
         raise SpecError(f"<spec>: expected a JobSpec, a path or a dict, got {type(spec).__name__}")
 
-    def plan(self, spec: SpecInput) -> Plan:
+    def plan(self, spec: SpecInput, *, refresh: Refresh = Refresh.AUTO) -> Plan:
+        """Where the job would run and what it would cost, everywhere prices are known;
+        stores nothing. Submitting places it by the same ranking, among the clouds this
+        machine can launch on."""
         parsed = self.load(spec)
-        return self.controller.plan(parsed, parsed.deadline_at(self.clock()))
+        cloud = self.price_book.view(self.clock(), refresh).offerings
+        return self.controller.plan(parsed, parsed.deadline_at(self.clock()), cloud=cloud)
 
     # -- prices -------------------------------------------------------------------------
 

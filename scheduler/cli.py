@@ -233,18 +233,41 @@ def plan(
     file: Annotated[Path, typer.Argument(help="Job spec (YAML).")],
     top: Annotated[int, typer.Option("--top", "-n", min=1, help="Placements to show.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch live prices first.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="No network: cached and snapshot prices.")
+    ] = False,
+    catalog: Annotated[
+        list[Path] | None, typer.Option(help="A SkyPilot vms.csv to plan against (repeatable).")
+    ] = None,
 ) -> None:
-    """Show where the job would run, what it would cost, and why; stores nothing."""
-    result = _scheduler().plan(file)
+    """Where the job would run, what it is expected to cost, and why; stores nothing.
+
+    Exit 2 when no placement meets the spec's constraints, naming the one that removed
+    the last candidates and the nearest miss.
+    """
+    from scheduler.pricebook import Refresh
+
+    if refresh and offline:
+        raise _fail("--refresh and --offline exclude each other", EXIT_BAD_INPUT)
+    s = _scheduler(catalog)
+    mode = Refresh.FORCE if refresh else Refresh.NEVER if offline else Refresh.AUTO
+    result = s.plan(file, refresh=mode)
+    launchable = set(s.providers)
     if as_json:
-        _print_json(_plan_json(result, top))
+        _print_json(_plan_json(result, top, launchable))
     else:
-        _plan_table(result, top)
+        _plan_table(result, top, launchable)
     if not result.placements:
-        raise typer.Exit(EXIT_JOB_FAILED)
+        if as_json:
+            typer.echo(f"error: no feasible placement: {result.why_none()}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
-def _plan_json(result: Plan, top: int) -> dict[str, Any]:
+def _plan_json(result: Plan, top: int, launchable: set[str]) -> dict[str, Any]:
+    from scheduler.explain import why_first
+
+    shown = result.placements[:top]
     return {
         "placements": [
             {
@@ -252,42 +275,70 @@ def _plan_json(result: Plan, top: int) -> dict[str, Any]:
                 **p.model_dump(mode="json"),
                 "price_per_hour": p.price_per_hour,
                 "total": p.cost.total,
+                "launchable": p.offering.cloud in launchable,
             }
-            for i, p in enumerate(result.placements[:top], start=1)
+            for i, p in enumerate(shown, start=1)
         ],
-        "rejected": [{"pool": r.offering.pool, "reason": r.reason} for r in result.rejected],
+        "why": why_first(shown[0], shown[1]) if len(shown) > 1 else None,
+        "feasible": result.feasible,
+        "considered": result.considered,
+        "funnel": [f.model_dump(mode="json") for f in result.funnel],
+        "error": None if result.placements else f"no feasible placement: {result.why_none()}",
     }
 
 
-def _plan_table(result: Plan, top: int) -> None:
+def _plan_table(result: Plan, top: int, launchable: set[str]) -> None:
     from rich.table import Table
+
+    from scheduler.explain import why_first
 
     console = _console()
     if not result.placements:
-        console.print(f"no feasible placement: {result.why_none()}")
+        typer.echo(f"error: no feasible placement: {result.why_none()}", err=True)
+        typer.echo(result.funnel_text(), err=True)
         return
+    shown = result.placements[:top]
+    credit = any(p.cost.credit for p in shown)
     table = Table(box=None, header_style="bold")
-    columns = ("#", "CLOUD", "REGION/ZONE", "TYPE", "MARKET", "$/H", "HOURS")
-    for column in (*columns, "COMPUTE", "PREEMPT", "EGRESS", "TOTAL"):
-        table.add_column(column)
-    for i, p in enumerate(result.placements[:top], start=1):
+    columns = ["#", "CLOUD", "REGION/ZONE", "TYPE", "MARKET", "$/H", "HOURS", "INTR"]
+    columns += ["COMPUTE", "PREEMPT", "EGRESS", *(["CREDIT"] if credit else []), "TOTAL"]
+    for column in columns:
+        table.add_column(column, justify="right" if column[0] in "$HICPET" else "left")
+    for i, p in enumerate(shown, start=1):
         o = p.offering
-        table.add_row(
+        row = [
             str(i),
             o.cloud,
-            f"{o.region}/{o.zone}",
-            o.instance_type,
+            o.zone if o.cloud == "local" else f"{o.region}/{o.zone}",
+            o.shape,
             o.market.value,
             _money(p.price_per_hour),
-            f"{p.expected_hours:.2f}",
+            f"{p.expected_hours:,.2f}",
+            f"{p.interruptions:.2f}" if p.spot is not None else "-",
             _money(p.cost.compute),
             _money(p.cost.preemption),
             _money(p.cost.egress),
+            *([_money(-p.cost.credit)] if credit else []),
             _money(p.cost.total),
-        )
+        ]
+        table.add_row(*row)
     console.print(table)
-    if result.rejected:
-        console.print(f"{len(result.rejected)} offering(s) ruled out: {result.why_none()}")
+    if len(shown) > 1:
+        console.print(why_first(shown[0], shown[1]), soft_wrap=True)
+    best = shown[0]
+    if best.spot is not None and best.spot.checkpoint_interval_hours:
+        console.print(
+            f"#1 checkpoints every {best.spot.checkpoint_interval_hours * 60:,.0f} min"
+            f" (Daly), restarts in {best.restart_hours * 60:,.0f} min",
+            soft_wrap=True,
+        )
+    console.print(result.funnel_text(), soft_wrap=True)
+    if best.offering.cloud not in launchable:
+        typer.echo(
+            f"note: sched cannot launch on {best.offering.cloud} from here yet;"
+            " submit places the job among: " + ", ".join(sorted(launchable)),
+            err=True,
+        )
 
 
 @app.command()

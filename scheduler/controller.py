@@ -9,7 +9,7 @@ launch the same job: the loser gets StaleState and leaves it alone.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,12 @@ from jobs.accelerators import AcceleratorKind
 from jobs.lifecycle import AttemptState, JobState
 from jobs.spec import JobSpec
 from providers.base import Provider
+from providers.network import NetworkPrices, load_network_prices
 from providers.offering import Offering
 from scheduler.config import Settings
+from scheduler.constraints import PlanContext
+from scheduler.cost_model import CostParams
+from scheduler.explain import money, why_first
 from scheduler.placement import Placement, Plan, hours_until, plan
 from scheduler.ray_jobs import RayJobs, RayUnavailable
 from scheduler.records import AttemptRecord, JobRecord
@@ -51,8 +55,14 @@ class Controller:
         settings: Settings,
         clock: Clock,
         ray_jobs_factory: Callable[[str], RayJobs] = RayJobs,
+        cloud_offerings: Callable[[], Sequence[Offering]] = tuple,
+        cost_params: CostParams | None = None,
     ) -> None:
+        """``cloud_offerings`` gives the price book's offerings (empty: local only)."""
         self.store = store
+        self._cloud_offerings = cloud_offerings
+        self.cost_params = cost_params or CostParams()
+        self._network: NetworkPrices | None = None
         self.providers = providers
         self.settings = settings
         self.clock = clock
@@ -66,12 +76,33 @@ class Controller:
 
     # -- planning -------------------------------------------------------------------------
 
-    def offerings(self) -> list[Offering]:
-        now = self.clock()
-        return [o for p in self.providers.values() for o in p.offerings(now)]
+    @property
+    def network(self) -> NetworkPrices:
+        if self._network is None:
+            self._network = load_network_prices()
+        return self._network
 
-    def plan(self, spec: JobSpec, deadline_at: datetime | None) -> Plan:
-        return plan(spec, self.offerings(), deadline_hours=hours_until(deadline_at, self.clock()))
+    def offerings(self, cloud: Sequence[Offering] | None = None) -> list[Offering]:
+        """Priced cloud offerings plus what the providers here (the local machine) offer."""
+        now = self.clock()
+        local = [o for p in self.providers.values() for o in p.offerings(now)]
+        return [*(self._cloud_offerings() if cloud is None else cloud), *local]
+
+    def plan(
+        self,
+        spec: JobSpec,
+        deadline_at: datetime | None,
+        *,
+        cloud: Sequence[Offering] | None = None,
+        launchable_only: bool = False,
+    ) -> Plan:
+        """The same ranking for `sched plan` and for placing a job; placing a job also
+        keeps to the clouds this controller can launch on."""
+        ctx = PlanContext(
+            hours_left=hours_until(deadline_at, self.clock()),
+            launchable_clouds=frozenset(self.providers) if launchable_only else None,
+        )
+        return plan(spec, self.offerings(cloud), self.network, ctx=ctx, params=self.cost_params)
 
     # -- the reconcile step ---------------------------------------------------------------
 
@@ -120,7 +151,7 @@ class Controller:
     def _place(self, job: JobRecord) -> JobRecord:
         assert job.id is not None
         spec = JobSpec.model_validate_json(job.spec_json)
-        result = self.plan(spec, job.deadline_at)
+        result = self.plan(spec, job.deadline_at, launchable_only=True)
         now = self.clock()
         if not result.placements:
             return self.store.transition(
@@ -203,7 +234,7 @@ class Controller:
         )
 
     def checkpoint_location(self, job: JobRecord, spec: JobSpec) -> str:
-        if spec.checkpoint.uri:
+        if spec.checkpoint is not None and spec.checkpoint.uri:
             uri = spec.checkpoint.uri
             return uri.removeprefix("file://") if uri.startswith("file://") else uri
         return str(self.settings.checkpoint_root / f"job-{job.id}")
@@ -330,18 +361,13 @@ class Controller:
 
 def _explain(best: Placement, result: Plan) -> str:
     """One line a person can check: where, at what price, and against what."""
-    o = best.offering
     line = (
-        f"placed on {o.cloud} {o.zone} {o.instance_type} {o.market}"
-        f" at ${best.price_per_hour:.2f}/h, expected ${best.cost.total:.2f}"
-        f" over {best.expected_hours:.2f} h"
+        f"placed on {best.describe()} at {money(best.price_per_hour)}/h, expected"
+        f" {money(best.cost.total)} over {best.expected_hours:.2f} h"
     )
     if len(result.placements) > 1:
-        runner = result.placements[1]
-        line += f"; next best {runner.describe()} at ${runner.cost.total:.2f}"
-    else:
-        line += f"; the only feasible placement of {len(result.placements) + len(result.rejected)}"
-    return line
+        return f"{line}; {why_first(best, result.placements[1])}"
+    return f"{line}; the only feasible placement of {result.considered} offerings"
 
 
 def _gpus(placement: Placement) -> int | None:

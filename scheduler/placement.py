@@ -1,27 +1,48 @@
-"""Choosing where a job runs: filter offerings by the spec's hard limits, then rank by cost.
+"""Choosing where a job runs: hard limits first, then every survivor ranked by expected total cost.
 
-Pure code: offerings, the spec and ``now`` in, a ranked plan with reasons out. Every
-offering that is turned down keeps the reason, so "no feasible placement" always
-comes with the numbers behind it.
+Pure code: offerings, the spec, network prices and what the caller knows (time left,
+blocked pools) in; a ranked plan out. Every stage keeps how many candidates it removed
+and its nearest miss, so "no feasible placement" always names the constraint and the
+numbers, and the winner comes with the sentence that says why it beat the runner-up.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
-from jobs.accelerators import AcceleratorKind, AcceleratorRequest
-from jobs.spec import JobSpec, Market
+from jobs.accelerators import AcceleratorRequest
+from jobs.spec import JobSpec
+from providers.network import NetworkPrices, UnknownRegionError
 from providers.offering import MarketKind, Offering
+from scheduler.constraints import OfferingIndex, PlanContext, Stage, StaticFilter
+from scheduler.cost_model import (
+    CommitmentCredit,
+    CostParams,
+    Estimate,
+    JobFigures,
+    NoCommitments,
+    credit_for,
+    run_estimate,
+)
+from scheduler.data_gravity import DataMove, DataPricer
+from scheduler.preemption import SpotEstimate
+
+DEFAULT_KEEP = 20
+"""Placements a plan keeps: the winner plus alternatives for failover after a preemption."""
 
 
 class CostBreakdown(BaseModel):
-    compute: float = Field(description="$/h x expected wall hours.")
-    preemption: float = Field(default=0.0, description="Expected cost of lost work and restarts.")
-    egress: float = Field(default=0.0, description="Moving data to where the job runs.")
+    compute: float = Field(description="$/h x nodes x (work + boot hours).")
+    preemption: float = Field(default=0.0, description="Spot: checkpoints, lost work, restarts.")
+    egress: float = Field(default=0.0, description="Moving data to and from the placement.")
     credit: float = Field(default=0.0, description="Covered by commitments already paid for.")
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def total(self) -> float:
         return self.compute + self.preemption + self.egress - self.credit
@@ -31,131 +52,307 @@ class Placement(BaseModel):
     offering: Offering
     accelerator: AcceleratorRequest | None
     num_nodes: int
-    expected_hours: float
+    expected_hours: float = Field(description="Expected wall hours, boot and restarts included.")
+    boot_hours: float = 0.0
+    restart_hours: float = 0.0
     cost: CostBreakdown
+    spot: SpotEstimate | None = None
+    data_moves: list[DataMove] = Field(default_factory=list)
 
     @property
     def price_per_hour(self) -> float:
         return self.offering.price_per_hour * self.num_nodes
 
+    @property
+    def interruptions(self) -> float:
+        return self.spot.interruptions if self.spot is not None else 0.0
+
     def describe(self) -> str:
         o = self.offering
-        return f"{o.cloud} {o.zone} {o.instance_type} {o.market}"
+        market = "spot" if o.market is MarketKind.SPOT else "on-demand"
+        return f"{o.cloud} {o.zone} {o.shape} {market}"
 
 
-class Rejection(BaseModel):
-    offering: Offering
-    reason: str
+class StageResult(BaseModel):
+    """One constraint's effect: how many candidates it removed and the closest of them."""
+
+    stage: Stage
+    removed: int
+    left: int
+    nearest: str = Field(default="", description="The removed candidate closest to passing.")
 
 
 class Plan(BaseModel):
-    placements: list[Placement]
-    rejected: list[Rejection]
+    placements: list[Placement] = Field(
+        description="Cheapest first, then alternatives in other pools."
+    )
+    feasible: int = Field(description="Candidates that met every constraint.")
+    considered: int = Field(description="Offerings looked at.")
+    funnel: list[StageResult] = Field(default_factory=list)
+    wanted: str = Field(default="", description="The accelerators asked for, for messages.")
+    limits: dict[str, str] = Field(
+        default_factory=dict, description="The spec's value of each constraint, for messages."
+    )
 
     def why_none(self) -> str:
-        if not self.rejected:
+        """Which constraint removed the last candidates, and the nearest miss."""
+        if self.considered == 0:
             return "no provider offers anything"
-        reasons: dict[str, int] = {}
-        for r in self.rejected:
-            reasons[r.reason] = reasons.get(r.reason, 0) + 1
-        return "; ".join(
-            f"{reason} ({n} offering{'s' * (n > 1)})" for reason, n in sorted(reasons.items())
-        )
+        last = next((s for s in self.funnel if s.left == 0), None)
+        if last is None:
+            return "no candidate is left"
+        value = self.limits.get(last.stage.value)
+        what = last.stage.value if value is None else f"{last.stage.value}={value}"
+        message = f"nothing satisfies {what} for {self.wanted}"
+        return f"{message}; {last.nearest}" if last.nearest else message
+
+    def funnel_text(self) -> str:
+        parts = [f"{self.considered:,} offerings"]
+        parts += [f"{s.stage.value} -{s.removed:,}" for s in self.funnel]
+        return " | ".join(parts) + f" -> {self.feasible:,} feasible"
 
 
-def _accelerator_fit(spec: JobSpec, offering: Offering) -> tuple[AcceleratorRequest | None, str]:
-    options = spec.accelerator_options
-    if not options:
-        return None, ""
-    offered = offering.accelerators
-    if offered is None:
-        wanted = " or ".join(str(o) for o in options)
-        return None, f"no accelerators here (job needs {wanted})"
-    for option in options:
-        if option.name != offered.name:
-            continue
-        if option.kind is AcceleratorKind.GPU and offered.count < option.count:
-            continue
-        min_mem = spec.resources.gpu_memory_gb
-        if min_mem is not None and offered.memory_gb < min_mem:
-            return None, f"{offered.name} has {offered.memory_gb:g} GB per device < {min_mem:g} GB"
-        return option, ""
-    wanted = " or ".join(str(o) for o in options)
-    return None, f"offers {offered.name}:{offered.count}, job needs {wanted}"
+def _limits(spec: JobSpec, ctx: PlanContext) -> dict[str, str]:
+    c, r = spec.constraints, spec.resources
+    values: dict[str, object] = {
+        "gpu_memory_gb": r.gpu_memory_gb,
+        "num_nodes": r.num_nodes if r.num_nodes > 1 else None,
+        "cpus": r.cpus,
+        "memory_gb": r.memory_gb,
+        "clouds": ",".join(c.clouds) if c.clouds else None,
+        "regions": ",".join(c.regions) if c.regions else None,
+        "zones": ",".join(c.zones) if c.zones else None,
+        "market": spec.market.value,
+        "max_price_per_hour": c.max_price_per_hour,
+        "max_interruptions": c.max_interruptions,
+        "deadline": None if ctx.hours_left is None else f"{ctx.hours_left:.2f}h from now",
+        "max_total_cost": c.max_total_cost,
+    }
+    return {
+        k: f"{v:g}" if isinstance(v, float) else str(v) for k, v in values.items() if v is not None
+    }
 
 
-def _filter(spec: JobSpec, offering: Offering) -> tuple[AcceleratorRequest | None, str]:
+@dataclass(slots=True)
+class _Candidate:
+    offering: Offering
+    accelerator: AcceleratorRequest | None
+    estimate: Estimate
+
+    @property
+    def total(self) -> float:
+        return self.estimate.total
+
+    def key(self) -> tuple[float, float, str]:
+        return (self.estimate.total, self.offering.price_per_hour, self.offering.pool)
+
+
+class _Stages:
+    """Counts per stage and the nearest miss of each (smallest figure wins)."""
+
+    def __init__(self) -> None:
+        self.removed: dict[Stage, int] = {}
+        self.nearest: dict[Stage, tuple[float, str]] = {}
+
+    def reject(self, stage: Stage, figure: float, text: str | None, count: int = 1) -> None:
+        self.removed[stage] = self.removed.get(stage, 0) + count
+        best = self.nearest.get(stage)
+        if text is not None and (best is None or figure < best[0]):
+            self.nearest[stage] = (figure, text)
+
+    def funnel(self, considered: int) -> list[StageResult]:
+        left = considered
+        out: list[StageResult] = []
+        for stage in Stage:
+            n = self.removed.get(stage, 0)
+            if not n:
+                continue
+            left -= n
+            out.append(
+                StageResult(
+                    stage=stage, removed=n, left=left, nearest=self.nearest.get(stage, (0, ""))[1]
+                )
+            )
+        return out
+
+
+def _where(o: Offering) -> str:
+    market = "spot" if o.market is MarketKind.SPOT else "on-demand"
+    return f"{o.cloud} {o.zone} {o.shape} {market}"
+
+
+def job_figures(spec: JobSpec) -> JobFigures:
+    ck = spec.checkpoint
+    return JobFigures(
+        work_hours=spec.estimated_hours,
+        num_nodes=spec.resources.num_nodes,
+        checkpoint_hours=None if ck is None else ck.write_seconds / 3600,
+        checkpoint_gb=0.0 if ck is None else ck.size_gb,
+    )
+
+
+def plan(
+    spec: JobSpec,
+    offerings: Sequence[Offering] | OfferingIndex,
+    network: NetworkPrices,
+    *,
+    ctx: PlanContext | None = None,
+    params: CostParams | None = None,
+    commitments: CommitmentCredit | None = None,
+    keep: int = DEFAULT_KEEP,
+) -> Plan:
+    """Rank every feasible offering by expected total cost; keep the cheapest and
+    ``keep - 1`` alternatives, preferring other regions, shapes and markets."""
+    ctx = ctx or PlanContext()
+    params = params or CostParams()
+    commitments = commitments or NoCommitments()
+    index = offerings if isinstance(offerings, OfferingIndex) else OfferingIndex.build(offerings)
+    filt = StaticFilter(spec, ctx)
+    job = job_figures(spec)
+    pricer = DataPricer(spec.data, network, checkpoint=spec.checkpoint)
+    stages = _Stages()
+    pool = index.for_job(filt.options)
+    outside = len(index) - len(pool)
+    if outside:
+        stages.reject(Stage.ACCELERATORS, math.inf, _accelerator_miss(filt, index), outside)
     c = spec.constraints
-    r = spec.resources
-    if c.clouds is not None and offering.cloud not in c.clouds:
-        return None, f"cloud {offering.cloud} not in allowed clouds"
-    if c.regions is not None and offering.region not in c.regions:
-        return None, f"region {offering.region} not allowed"
-    if c.zones is not None and offering.zone not in c.zones:
-        return None, f"zone {offering.zone} not allowed"
-    if spec.market is Market.SPOT and offering.market is not MarketKind.SPOT:
-        return None, "job asks for spot"
-    if spec.market is Market.ON_DEMAND and offering.market is not MarketKind.ON_DEMAND:
-        return None, "job asks for on-demand"
-    if offering.max_nodes is not None and r.num_nodes > offering.max_nodes:
-        return None, f"{r.num_nodes} nodes needed, {offering.max_nodes} available"
-    accelerator, why = _accelerator_fit(spec, offering)
-    if why:
-        return None, why
-    if r.cpus is not None and offering.vcpus < r.cpus:
-        return None, f"{offering.vcpus:g} vCPUs < {r.cpus:g} needed"
-    if r.memory_gb is not None and offering.memory_gb < r.memory_gb:
-        return None, f"{offering.memory_gb:g} GB RAM < {r.memory_gb:g} GB needed"
-    price = offering.price_per_hour * r.num_nodes
-    if c.max_price_per_hour is not None and price > c.max_price_per_hour:
-        return None, f"${price:.2f}/h > max_price_per_hour ${c.max_price_per_hour:.2f}"
-    return accelerator, ""
-
-
-def plan(spec: JobSpec, offerings: list[Offering], *, deadline_hours: float | None) -> Plan:
-    """Rank every feasible offering by expected total cost, cheapest first.
-
-    ``deadline_hours`` is the time left until the job's deadline, computed by the
-    caller from its clock, so this function needs none.
-    """
-    placements: list[Placement] = []
-    rejected: list[Rejection] = []
-    nodes = spec.resources.num_nodes
-    for offering in offerings:
-        accelerator, why = _filter(spec, offering)
-        if why:
-            rejected.append(Rejection(offering=offering, reason=why))
+    budget = c.max_total_cost
+    allowed_interruptions = (
+        None if c.max_interruptions is None else c.max_interruptions - ctx.interruptions_so_far
+    )
+    hours_left = ctx.hours_left
+    candidates: list[_Candidate] = []
+    for o in pool:
+        fit = filt.check(o)
+        if isinstance(fit, tuple):
+            stage, reason = fit
+            price = f"${o.price_per_hour * job.num_nodes:,.2f}/h"
+            text = f"the cheapest is {price}, {_where(o)}"
+            if stage is not Stage.MAX_PRICE:
+                text += f" ({reason})"
+            stages.reject(stage, o.price_per_hour, text)
             continue
-        hours = spec.estimated_hours
-        cost = CostBreakdown(compute=offering.price_per_hour * nodes * hours)
-        if deadline_hours is not None and hours > deadline_hours:
-            rejected.append(
-                Rejection(
-                    offering=offering,
-                    reason=f"expected {hours:.2f} h > {deadline_hours:.2f} h to the deadline",
+        est = run_estimate(o, job, params)
+        spot = est.spot
+        if spot is not None and not spot.feasible:
+            stages.reject(
+                Stage.PROGRESS,
+                o.interruption_rate,
+                f"{_where(o)} is interrupted {o.interruption_rate * job.num_nodes:.2f} times/h,"
+                " faster than the job can make progress",
+            )
+            continue
+        if (
+            spot is not None
+            and allowed_interruptions is not None
+            and spot.interruptions > allowed_interruptions
+        ):
+            stages.reject(
+                Stage.INTERRUPTIONS,
+                spot.interruptions,
+                f"the fewest expected is {spot.interruptions:.2f} on {_where(o)}"
+                f" (allowed {allowed_interruptions})",
+            )
+            continue
+        if hours_left is not None:
+            finish = est.wall_hours
+            if spot is not None:
+                finish = est.wall_hours * (1 + params.deadline_margin) + est.restart_hours
+            if finish > hours_left:
+                stages.reject(
+                    Stage.DEADLINE,
+                    finish,
+                    f"the soonest finish is {finish:,.2f} h on {_where(o)},"
+                    f" {hours_left:,.2f} h left",
                 )
-            )
-            continue
-        max_total = spec.constraints.max_total_cost
-        if max_total is not None and cost.total > max_total:
-            rejected.append(
-                Rejection(
-                    offering=offering,
-                    reason=f"expected ${cost.total:.2f} > max_total_cost ${max_total:.2f}",
+                continue
+        if pricer.moves_anything:
+            writes = 0.0
+            if spot is not None and spot.checkpoint_interval_hours:
+                writes = job.work_hours / spot.checkpoint_interval_hours
+            try:
+                data = pricer.price(
+                    o.cloud, o.region, checkpoint_writes=writes, migrations=est.interruptions
                 )
+            except UnknownRegionError as exc:
+                stages.reject(Stage.NETWORK, o.price_per_hour, f"{_where(o)}: {exc}")
+                continue
+            est.data = data
+            est.egress = data.usd
+        est.credit = credit_for(est, o, job.num_nodes, commitments)
+        if budget is not None and est.total > budget:
+            stages.reject(
+                Stage.MAX_TOTAL,
+                est.total,
+                f"the cheapest is ${est.total:,.2f} on {_where(o)} (max_total_cost ${budget:,.2f})",
             )
             continue
-        placements.append(
-            Placement(
-                offering=offering,
-                accelerator=accelerator,
-                num_nodes=nodes,
-                expected_hours=hours,
-                cost=cost,
-            )
-        )
-    placements.sort(key=lambda p: (p.cost.total, p.price_per_hour, p.offering.pool))
-    return Plan(placements=placements, rejected=rejected)
+        candidates.append(_Candidate(o, fit, est))
+    candidates.sort(key=_Candidate.key)
+    chosen = diverse(candidates, keep)
+    return Plan(
+        placements=[_placement(cand, job.num_nodes) for cand in chosen],
+        feasible=len(candidates),
+        considered=len(index),
+        funnel=stages.funnel(len(index)),
+        wanted=filt.wanted(),
+        limits=_limits(spec, ctx),
+    )
+
+
+def diverse(ranked: list[_Candidate], keep: int) -> list[_Candidate]:
+    """The cheapest, then the cheapest of each other (cloud, region, shape, market), then
+    the rest by cost: failover after a preemption should not land in the same capacity."""
+    if keep <= 0 or not ranked:
+        return []
+    seen_pools: set[str] = set()
+    seen_groups: set[tuple[str, str, str, str]] = set()
+    first: list[_Candidate] = []
+    rest: list[_Candidate] = []
+    for cand in ranked:
+        o = cand.offering
+        if o.pool in seen_pools:
+            continue  # the same pool twice (two sources): the cheaper one stands
+        seen_pools.add(o.pool)
+        group = (o.cloud, o.region, o.shape, o.market)
+        if group in seen_groups:
+            rest.append(cand)
+        else:
+            seen_groups.add(group)
+            first.append(cand)
+        if len(first) >= keep:
+            break
+    return (first + rest)[:keep]
+
+
+def _placement(cand: _Candidate, nodes: int) -> Placement:
+    e = cand.estimate
+    return Placement(
+        offering=cand.offering,
+        accelerator=cand.accelerator,
+        num_nodes=nodes,
+        expected_hours=e.wall_hours,
+        boot_hours=e.boot_hours,
+        restart_hours=e.restart_hours,
+        cost=CostBreakdown(
+            compute=e.compute, preemption=e.preemption, egress=e.egress, credit=e.credit
+        ),
+        spot=e.spot,
+        data_moves=list(e.data.moves),
+    )
+
+
+def _accelerator_miss(filt: StaticFilter, index: OfferingIndex) -> str:
+    if not filt.options:
+        return "every other offering has accelerators the job does not ask for"
+    parts = []
+    for option in filt.options:
+        counts = index.counts_of(option.name)
+        if not counts:
+            parts.append(f"no offering has {option.name}")
+        elif option.count > max(counts):
+            parts.append(f"{option.name} comes {', '.join(map(str, counts))} per node")
+    return "; ".join(parts)
 
 
 def hours_until(deadline: datetime | None, now: datetime) -> float | None:
