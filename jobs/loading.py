@@ -95,14 +95,14 @@ def parse_spec(
 def load_spec(path: str | Path, *, now: datetime) -> JobSpec:
     """Read a YAML file; the job name defaults to the file's stem."""
     path = Path(path)
-    source = str(path)
+    source = str(path) if str(path).isprintable() else repr(str(path))  # errors stay one line
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"{source}: file does not exist") from None
     except IsADirectoryError:
         raise SpecError(f"{source}: is a directory, not a spec file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not UTF-8
         raise SpecError(f"{source}: cannot read: {exc}") from None
     try:
         data = yaml.safe_load(text)

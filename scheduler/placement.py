@@ -148,17 +148,27 @@ class _Candidate:
 
 
 class _Stages:
-    """Counts per stage and the nearest miss of each (smallest figure wins)."""
+    """Counts per stage and the nearest miss of each: the smallest figure, ties broken the
+    way the ranking breaks them (price per hour, then pool), so the message names the
+    placement the plan would have chosen."""
 
     def __init__(self) -> None:
         self.removed: dict[Stage, int] = {}
-        self.nearest: dict[Stage, tuple[float, str]] = {}
+        self.nearest: dict[Stage, tuple[tuple[float, float, str], str]] = {}
 
-    def reject(self, stage: Stage, figure: float, text: str | None, count: int = 1) -> None:
+    def reject(
+        self,
+        stage: Stage,
+        figure: float,
+        text: str | None,
+        count: int = 1,
+        offering: Offering | None = None,
+    ) -> None:
         self.removed[stage] = self.removed.get(stage, 0) + count
+        key = (figure, *((offering.price_per_hour, offering.pool) if offering else (0.0, "")))
         best = self.nearest.get(stage)
-        if text is not None and (best is None or figure < best[0]):
-            self.nearest[stage] = (figure, text)
+        if text is not None and (best is None or key < best[0]):
+            self.nearest[stage] = (key, text)
 
     def funnel(self, considered: int) -> list[StageResult]:
         left = considered
@@ -170,7 +180,10 @@ class _Stages:
             left -= n
             out.append(
                 StageResult(
-                    stage=stage, removed=n, left=left, nearest=self.nearest.get(stage, (0, ""))[1]
+                    stage=stage,
+                    removed=n,
+                    left=left,
+                    nearest=self.nearest.get(stage, ((0.0, 0.0, ""), ""))[1],
                 )
             )
         return out
@@ -230,7 +243,7 @@ def plan(
             text = f"the cheapest is {price}, {_where(o)}"
             if stage is not Stage.MAX_PRICE:
                 text += f" ({reason})"
-            stages.reject(stage, o.price_per_hour, text)
+            stages.reject(stage, o.price_per_hour, text, offering=o)
             continue
         est = run_estimate(o, job, params)
         spot = est.spot
@@ -240,6 +253,7 @@ def plan(
                 o.interruption_rate,
                 f"{_where(o)} is interrupted {o.interruption_rate * job.num_nodes:.2f} times/h,"
                 " faster than the job can make progress",
+                offering=o,
             )
             continue
         if (
@@ -252,6 +266,7 @@ def plan(
                 spot.interruptions,
                 f"the fewest expected is {spot.interruptions:.2f} on {_where(o)}"
                 f" (allowed {allowed_interruptions})",
+                offering=o,
             )
             continue
         if hours_left is not None:
@@ -264,6 +279,7 @@ def plan(
                     finish,
                     f"the soonest finish is {finish:,.2f} h on {_where(o)},"
                     f" {hours_left:,.2f} h left",
+                    offering=o,
                 )
                 continue
         if pricer.moves_anything:
@@ -275,7 +291,7 @@ def plan(
                     o.cloud, o.region, checkpoint_writes=writes, migrations=est.interruptions
                 )
             except UnknownRegionError as exc:
-                stages.reject(Stage.NETWORK, o.price_per_hour, f"{_where(o)}: {exc}")
+                stages.reject(Stage.NETWORK, o.price_per_hour, f"{_where(o)}: {exc}", offering=o)
                 continue
             est.data = data
             est.egress = data.usd
@@ -285,6 +301,7 @@ def plan(
                 Stage.MAX_TOTAL,
                 est.total,
                 f"the cheapest is ${est.total:,.2f} on {_where(o)} (max_total_cost ${budget:,.2f})",
+                offering=o,
             )
             continue
         candidates.append(_Candidate(o, fit, est))

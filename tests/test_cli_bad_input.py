@@ -157,3 +157,13 @@ def test_garbage_specs_never_traceback_and_never_write_a_row(
         assert scheduler.store.count_jobs() == before + 1
     finally:
         scheduler.close()
+
+
+@pytest.mark.parametrize("path", ["\x00", "a\nb", "x\ry"])
+def test_unprintable_spec_paths_give_a_one_line_spec_error(settings: Settings, path: str) -> None:
+    """Once: a NUL in the path escaped as ValueError, and a newline split the message."""
+    scheduler = Scheduler(settings)
+    with pytest.raises(SpecError) as info:
+        scheduler.submit(path, start=False)
+    assert "\n" not in str(info.value) and "\r" not in str(info.value)
+    assert scheduler.list(refresh=False) == []

@@ -549,42 +549,42 @@ def _parses_or_one_line_spec_error(data: Any) -> None:
 # below); remove them once fixed and the random search takes over.
 @settings(max_examples=250, deadline=None)
 @given(json_like)
-@example({"run": "x", "foo\nbar": 1})  # BUG: field path printed raw -> two-line message
+@example({"run": "x", "foo\nbar": 1})  # once: field path printed raw
 def test_json_like_data_parses_or_raises_one_line_spec_error(data: Any) -> None:
     _parses_or_one_line_spec_error(data)
 
 
 @settings(max_examples=300, deadline=None)
 @given(spec_like)
-@example({"run": "x", "constraints": {"deadline": "9" * 30 + "d"}})  # BUG: OverflowError
-@example({"run": "x", "workdir": "~no_such_user_sched_test"})  # BUG: RuntimeError
-@example({"run": "x", "data": {"inputs": [{"uri": "s3://b/k\n"}]}})  # BUG: two-line message
+@example({"run": "x", "constraints": {"deadline": "9" * 30 + "d"}})  # once: OverflowError
+@example({"run": "x", "workdir": "~no_such_user_sched_test"})  # once: RuntimeError
+@example({"run": "x", "data": {"inputs": [{"uri": "s3://b/k\n"}]}})  # once: two-line message
 def test_spec_like_data_parses_or_raises_one_line_spec_error(data: dict[str, Any]) -> None:
     _parses_or_one_line_spec_error(data)
 
 
-# -- known bugs: these currently fail ------------------------------------------------------
+# -- regressions: bugs found here once -------------------------------------------------------
 
 
 def test_unknown_field_with_newline_gives_one_line_error() -> None:
-    """BUG (loading.py _field_path): keys are printed raw, so a YAML key such as
+    """Once (loading.py _field_path): keys are printed raw, so a YAML key such as
     "foo\\nbar" splits the "one line" SpecError over two lines."""
     error_of({"run": "x", "foo\nbar": 1})
 
 
 def test_env_key_with_newline_and_bad_value_gives_one_line_error() -> None:
-    """BUG (loading.py _field_path): same as above, for a dict key inside env."""
+    """Once (loading.py _field_path): same as above, for a dict key inside env."""
     error_of({"run": "x", "env": {"A\nB": [1]}})
 
 
 def test_huge_duration_deadline_is_spec_error() -> None:
-    """BUG (durations.py parse_duration): OverflowError escapes parse_spec."""
+    """Once (durations.py parse_duration): OverflowError escapes parse_spec."""
     message = error_of({"run": "x", "constraints": {"deadline": "9" * 30 + "d"}})
     assert message.startswith("job.yaml: constraints.deadline: ")
 
 
 def test_accepted_duration_deadline_can_be_turned_into_a_time() -> None:
-    """BUG: '999999999d' is accepted by parse_spec, then deadline_at() raises
+    """Once: '999999999d' is accepted by parse_spec, then deadline_at() raises
     OverflowError ('date value out of range'), e.g. in Scheduler.submit/plan."""
     try:
         spec = parse({"run": "x", "constraints": {"deadline": "999999999d"}})
@@ -594,7 +594,7 @@ def test_accepted_duration_deadline_can_be_turned_into_a_time() -> None:
 
 
 def test_workdir_of_unknown_user_is_spec_error() -> None:
-    """BUG (loading.py parse_spec): Path.expanduser() raises RuntimeError for
+    """Once (loading.py parse_spec): Path.expanduser() raises RuntimeError for
     '~unknown_user', outside the try block, so no SpecError (and the CLI maps
     RuntimeError to the 'job failed' exit code)."""
     message = error_of({"run": "x", "workdir": "~no_such_user_sched_test/code"})
@@ -602,7 +602,7 @@ def test_workdir_of_unknown_user_is_spec_error() -> None:
 
 
 def test_yaml_with_impossible_date_is_spec_error(tmp_path: Path) -> None:
-    """BUG (loading.py load_spec): PyYAML raises a plain ValueError ('month must be
+    """Once (loading.py load_spec): PyYAML raises a plain ValueError ('month must be
     in 1..12') for '2026-13-01'; only yaml.YAMLError is caught, so the error has no
     file name and is not a SpecError."""
     path = write(tmp_path / "job.yaml", "run: x\nconstraints:\n  deadline: 2026-13-01\n")
@@ -612,7 +612,7 @@ def test_yaml_with_impossible_date_is_spec_error(tmp_path: Path) -> None:
 
 
 def test_s3_uri_with_trailing_newline_is_rejected() -> None:
-    """BUG (spec.py _URI): '$' also matches before a final newline, so 's3://b/k\\n'
+    """Once (spec.py _URI): '$' also matches before a final newline, so 's3://b/k\\n'
     is accepted as a URI; without a region the error message then spans two lines."""
     message = error_of({"run": "x", "data": {"inputs": [{"uri": "s3://b/k\n", "region": "r"}]}})
     assert message.startswith("job.yaml: data.inputs[0].uri: ")
@@ -628,19 +628,19 @@ def test_s3_uri_with_trailing_newline_is_rejected() -> None:
     ids=["name", "env", "tags"],
 )
 def test_names_with_trailing_newline_are_rejected(data: dict[str, Any]) -> None:
-    """BUG (spec.py _JOB_NAME/_ENV_NAME/_TAG_KEY): '^...$' with re.match accepts a
+    """Once (spec.py _JOB_NAME/_ENV_NAME/_TAG_KEY): '^...$' with re.match accepts a
     trailing newline, so 'job\\n', 'FOO\\n' and 'team\\n' pass validation."""
     error_of(data)
 
 
 def test_unknown_field_with_bracket_is_named() -> None:
-    """BUG (loading.py _field_path): any key containing '[' is skipped as if it were a
+    """Once (loading.py _field_path): any key containing '[' is skipped as if it were a
     pydantic validator step, so the unknown field 'a[b]' is reported as '(top level)'."""
     assert error_of({"run": "x", "a[b]": 1}) == "job.yaml: a[b]: unknown field"
 
 
 def test_deadline_type_error_path_has_no_union_member() -> None:
-    """BUG (loading.py _field_path): for the str | datetime union pydantic adds the
+    """Once (loading.py _field_path): for the str | datetime union pydantic adds the
     member name to the location, so the path reads 'constraints.deadline.str'."""
     message = error_of({"run": "x", "constraints": {"deadline": [1]}})
     assert message.startswith("job.yaml: constraints.deadline: ")
