@@ -8,7 +8,8 @@ interruptions) run in placement.py once the cost model has the numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -57,16 +58,19 @@ class OfferingIndex:
     offerings: Sequence[Offering]
     by_accelerator: dict[str | None, list[Offering]] = field(default_factory=dict)
     local_accelerated: list[Offering] = field(default_factory=list)
+    cpu_only_by_vcpus: dict[float, list[Offering]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, offerings: Iterable[Offering]) -> OfferingIndex:
         items = list(offerings)
         index = cls(offerings=items)
-        for o in items:
+        for o in sorted(items, key=_price):
             name = o.accelerators.name if o.accelerators is not None else None
             index.by_accelerator.setdefault(name, []).append(o)
             if name is not None and o.cloud == "local":
                 index.local_accelerated.append(o)
+            if name is None:
+                index.cpu_only_by_vcpus.setdefault(o.vcpus, []).append(o)
         return index
 
     def __len__(self) -> int:
@@ -77,14 +81,43 @@ class OfferingIndex:
             {o.accelerators.count for o in self.by_accelerator.get(name, []) if o.accelerators}
         )
 
-    def for_job(self, options: Sequence[AcceleratorRequest]) -> list[Offering]:
-        """The offerings whose accelerator the job names. A job without accelerators gets
-        machines without them (a GPU bought for a CPU job is waste), and the local machine
-        whatever it has: it is already paid for."""
+    def for_job(
+        self, options: Sequence[AcceleratorRequest], min_cpus: float | None = None
+    ) -> JobOfferings:
+        """The offerings whose accelerator the job names, cheapest per node first. A job
+        without accelerators gets machines without them (a GPU bought for a CPU job is
+        waste) with enough vCPUs, and the local machine whatever it has: it is already
+        paid for. Machines with too few vCPUs are counted, not listed: they are most of a
+        full catalog, and all of them would fail the cpus check."""
+        too_small: list[list[Offering]] = []
         if not options:
-            return self.by_accelerator.get(None, []) + self.local_accelerated
-        names = dict.fromkeys(o.name for o in options)
-        return [o for n in names for o in self.by_accelerator.get(n, [])]
+            groups = [self.local_accelerated]
+            for vcpus, group in self.cpu_only_by_vcpus.items():
+                (too_small if min_cpus is not None and vcpus < min_cpus else groups).append(group)
+        else:
+            names = dict.fromkeys(o.name for o in options)
+            groups = [self.by_accelerator.get(n, []) for n in names]
+        groups = [g for g in groups if g]
+        count = sum(len(g) for g in groups)
+        stream = iter(groups[0]) if len(groups) == 1 else heapq.merge(*groups, key=_price)
+        return JobOfferings(
+            stream=stream,
+            size=count,
+            too_small=sum(len(g) for g in too_small),
+            cheapest_too_small=min((g[0] for g in too_small), key=_price, default=None),
+        )
+
+
+@dataclass(slots=True)
+class JobOfferings:
+    stream: Iterator[Offering]  # cheapest per node first
+    size: int
+    too_small: int = 0  # CPU-only machines left out for having too few vCPUs
+    cheapest_too_small: Offering | None = None
+
+
+def _price(o: Offering) -> float:
+    return o.price_per_hour
 
 
 class StaticFilter:
@@ -113,13 +146,15 @@ class StaticFilter:
     def wanted(self) -> str:
         return " or ".join(str(o) for o in self.options) or "no accelerators"
 
-    def check(self, o: Offering) -> tuple[Stage, str] | AcceleratorRequest | None:
-        """The first stage ``o`` fails with the reason, else the accelerator option it fits."""
+    def check(self, o: Offering) -> Stage | AcceleratorRequest | None:
+        """The first stage ``o`` fails, else the accelerator option it fits (None for a job
+        without accelerators). Cheap on purpose: most offerings fail here, so the reason
+        is worded only for the nearest miss, by :meth:`reason`."""
         accelerator = None
         if self.options:
             offered = o.accelerators
             if offered is None:
-                return Stage.ACCELERATORS, f"no accelerators (job needs {self.wanted()})"
+                return Stage.ACCELERATORS
             for option in self.options:
                 if option.name == offered.name and (
                     option.kind is AcceleratorKind.TPU or offered.count >= option.count
@@ -127,40 +162,69 @@ class StaticFilter:
                     accelerator = option
                     break
             else:
-                return (
-                    Stage.ACCELERATORS,
-                    f"offers {offered.name}:{offered.count}, job needs {self.wanted()}",
-                )
+                return Stage.ACCELERATORS
             if self.gpu_memory is not None and offered.memory_gb < self.gpu_memory:
-                have, need = offered.memory_gb, self.gpu_memory
-                return Stage.GPU_MEMORY, f"{offered.name} has {have:g} GB per device < {need:g} GB"
+                return Stage.GPU_MEMORY
         if o.max_nodes is not None and self.nodes > o.max_nodes:
-            return Stage.NODES, f"{self.nodes} nodes needed, {o.max_nodes} available"
+            return Stage.NODES
         if self.cpus is not None and o.vcpus < self.cpus:
-            return Stage.CPUS, f"{o.vcpus:g} vCPUs < {self.cpus:g} needed"
+            return Stage.CPUS
         if self.memory is not None and o.memory_gb < self.memory:
-            return Stage.MEMORY, f"{o.memory_gb:g} GB RAM < {self.memory:g} GB needed"
+            return Stage.MEMORY
         if self.clouds is not None and o.cloud not in self.clouds:
-            return Stage.CLOUDS, f"cloud {o.cloud} is not in clouds {sorted(self.clouds)}"
+            return Stage.CLOUDS
         if self.regions is not None and o.region not in self.regions:
-            return Stage.REGIONS, f"region {o.region} is not in regions {sorted(self.regions)}"
+            return Stage.REGIONS
         if self.zones is not None and o.zone not in self.zones:
-            return Stage.ZONES, f"zone {o.zone} is not in zones {sorted(self.zones)}"
+            return Stage.ZONES
         if self.launchable is not None and o.cloud not in self.launchable:
-            return Stage.LAUNCHABLE, f"sched cannot launch machines on {o.cloud} here yet"
+            return Stage.LAUNCHABLE
         spot = o.market is MarketKind.SPOT
-        if spot and self.market is Market.ON_DEMAND:
-            return Stage.MARKET, "spot, but the job asks for on_demand"
+        if spot and (self.market is Market.ON_DEMAND or self.spot_used_up):
+            return Stage.MARKET
         if not spot and self.market is Market.SPOT:
-            return Stage.MARKET, "on-demand, but the job asks for spot"
-        if spot and self.spot_used_up:
-            return Stage.MARKET, (
+            return Stage.MARKET
+        if self.blocked and o.pool in self.blocked:
+            return Stage.BLOCKED
+        if self.max_price is not None and o.price_per_hour * self.nodes > self.max_price:
+            return Stage.MAX_PRICE
+        return accelerator
+
+    def reason(self, stage: Stage, o: Offering) -> str:
+        """Why ``o`` failed ``stage``, in words."""
+        offered = o.accelerators
+        if stage is Stage.ACCELERATORS:
+            if offered is None:
+                return f"no accelerators (job needs {self.wanted()})"
+            return f"offers {offered.name}:{offered.count}, job needs {self.wanted()}"
+        if stage is Stage.GPU_MEMORY and offered is not None:
+            return (
+                f"{offered.name} has {offered.memory_gb:g} GB per device < {self.gpu_memory:g} GB"
+            )
+        if stage is Stage.NODES:
+            return f"{self.nodes} nodes needed, {o.max_nodes} available"
+        if stage is Stage.CPUS:
+            return f"{o.vcpus:g} vCPUs < {self.cpus:g} needed"
+        if stage is Stage.MEMORY:
+            return f"{o.memory_gb:g} GB RAM < {self.memory:g} GB needed"
+        if stage is Stage.CLOUDS:
+            return f"cloud {o.cloud} is not in clouds {sorted(self.clouds or ())}"
+        if stage is Stage.REGIONS:
+            return f"region {o.region} is not in regions {sorted(self.regions or ())}"
+        if stage is Stage.ZONES:
+            return f"zone {o.zone} is not in zones {sorted(self.zones or ())}"
+        if stage is Stage.LAUNCHABLE:
+            return f"sched cannot launch machines on {o.cloud} here yet"
+        if stage is Stage.MARKET:
+            if o.market is not MarketKind.SPOT:
+                return "on-demand, but the job asks for spot"
+            if self.market is Market.ON_DEMAND:
+                return "spot, but the job asks for on_demand"
+            return (
                 f"spot, but the job was preempted {self.interruptions_so_far} times"
                 f" (max_interruptions={self.max_interruptions})"
             )
-        if o.pool in self.blocked:
-            return Stage.BLOCKED, f"pool {o.pool} is blocked after a preemption"
+        if stage is Stage.BLOCKED:
+            return f"pool {o.pool} is blocked after a preemption"
         price = o.price_per_hour * self.nodes
-        if self.max_price is not None and price > self.max_price:
-            return Stage.MAX_PRICE, f"${price:,.2f}/h > max_price_per_hour ${self.max_price:,.2f}"
-        return accelerator
+        return f"${price:,.2f}/h > max_price_per_hour ${self.max_price or 0:,.2f}"

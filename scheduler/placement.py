@@ -8,6 +8,7 @@ numbers, and the winner comes with the sentence that says why it beat the runner
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,8 +87,13 @@ class Plan(BaseModel):
     placements: list[Placement] = Field(
         description="Cheapest first, then alternatives in other pools."
     )
-    feasible: int = Field(description="Candidates that met every constraint.")
-    considered: int = Field(description="Offerings looked at.")
+    feasible: int = Field(description="Candidates costed that met every constraint.")
+    considered: int = Field(description="Offerings in the price book and on this machine.")
+    skipped: int = Field(
+        default=0,
+        description="Offerings not costed: their price alone exceeds the totals of the"
+        " placements kept, so none of them could rank among them.",
+    )
     funnel: list[StageResult] = Field(default_factory=list)
     wanted: str = Field(default="", description="The accelerators asked for, for messages.")
     limits: dict[str, str] = Field(
@@ -109,7 +115,10 @@ class Plan(BaseModel):
     def funnel_text(self) -> str:
         parts = [f"{self.considered:,} offerings"]
         parts += [f"{s.stage.value} -{s.removed:,}" for s in self.funnel]
-        return " | ".join(parts) + f" -> {self.feasible:,} feasible"
+        text = " | ".join(parts) + f" -> {self.feasible:,} feasible"
+        if self.skipped:
+            text += f" ({self.skipped:,} dearer offerings not costed)"
+        return text
 
 
 def _limits(spec: JobSpec, ctx: PlanContext) -> dict[str, str]:
@@ -150,27 +159,28 @@ class _Candidate:
 class _Stages:
     """Counts per stage and the nearest miss of each: the smallest figure, ties broken the
     way the ranking breaks them (price per hour, then pool), so the message names the
-    placement the plan would have chosen."""
+    placement the plan would have chosen. Messages are worded once, at the end."""
 
     def __init__(self) -> None:
         self.removed: dict[Stage, int] = {}
-        self.nearest: dict[Stage, tuple[tuple[float, float, str], str]] = {}
+        self.nearest: dict[Stage, tuple[float, float, Offering | None, str]] = {}
 
     def reject(
-        self,
-        stage: Stage,
-        figure: float,
-        text: str | None,
-        count: int = 1,
-        offering: Offering | None = None,
+        self, stage: Stage, figure: float, offering: Offering | None, text: str, count: int = 1
     ) -> None:
+        """``text`` is the message, or '' to word it later from the offering and stage."""
         self.removed[stage] = self.removed.get(stage, 0) + count
-        key = (figure, *((offering.price_per_hour, offering.pool) if offering else (0.0, "")))
         best = self.nearest.get(stage)
-        if text is not None and (best is None or key < best[0]):
-            self.nearest[stage] = (key, text)
+        price = offering.price_per_hour if offering is not None else 0.0
+        if best is not None:
+            if figure > best[0] or (figure == best[0] and price > best[1]):
+                return
+            tied = figure == best[0] and price == best[1]
+            if tied and best[2] is not None and offering and offering.pool >= best[2].pool:
+                return
+        self.nearest[stage] = (figure, price, offering, text)
 
-    def funnel(self, considered: int) -> list[StageResult]:
+    def funnel(self, considered: int, filt: StaticFilter, nodes: int) -> list[StageResult]:
         left = considered
         out: list[StageResult] = []
         for stage in Stage:
@@ -178,14 +188,14 @@ class _Stages:
             if not n:
                 continue
             left -= n
-            out.append(
-                StageResult(
-                    stage=stage,
-                    removed=n,
-                    left=left,
-                    nearest=self.nearest.get(stage, ((0.0, 0.0, ""), ""))[1],
+            _, _, offering, text = self.nearest.get(stage, (0.0, 0.0, None, ""))
+            if not text and offering is not None:
+                text = (
+                    f"the cheapest is ${offering.price_per_hour * nodes:,.2f}/h, {_where(offering)}"
                 )
-            )
+                if stage is not Stage.MAX_PRICE:
+                    text += f" ({filt.reason(stage, offering)})"
+            out.append(StageResult(stage=stage, removed=n, left=left, nearest=text))
         return out
 
 
@@ -224,10 +234,15 @@ def plan(
     job = job_figures(spec)
     pricer = DataPricer(spec.data, network, checkpoint=spec.checkpoint)
     stages = _Stages()
-    pool = index.for_job(filt.options)
-    outside = len(index) - len(pool)
+    offered = index.for_job(filt.options, spec.resources.cpus)
+    pool, pool_size = offered.stream, offered.size
+    outside = len(index) - pool_size - offered.too_small
     if outside:
-        stages.reject(Stage.ACCELERATORS, math.inf, _accelerator_miss(filt, index), outside)
+        stages.reject(Stage.ACCELERATORS, math.inf, None, _accelerator_miss(filt, index), outside)
+    if offered.too_small:
+        cheapest = offered.cheapest_too_small
+        assert cheapest is not None
+        stages.reject(Stage.CPUS, cheapest.price_per_hour, cheapest, "", offered.too_small)
     c = spec.constraints
     budget = c.max_total_cost
     allowed_interruptions = (
@@ -235,25 +250,40 @@ def plan(
     )
     hours_left = ctx.hours_left
     candidates: list[_Candidate] = []
+    # Offerings come cheapest first, and no part of the cost is negative unless a
+    # commitment gives credit: once price x nodes x work alone exceeds the keep-th best
+    # total found, no later offering can enter the plan, so the rest are not costed.
+    prune = keep > 0 and isinstance(commitments, NoCommitments)
+    best: list[float] = []  # the keep lowest totals so far, negated (a max-heap)
+    boots = [*params.boot_hours.values(), params.tpu_boot_hours, params.other_boot_hours]
+    floor = job.num_nodes * (job.work_hours + min(boots))
+    examined = 0  # costed or ruled out; the rest were never looked at
+    pruned = 0  # looked at, but dearer than the kept placements before data is priced
     for o in pool:
+        if prune and len(best) == keep and o.price_per_hour * floor > -best[0]:
+            break
+        examined += 1
         fit = filt.check(o)
-        if isinstance(fit, tuple):
-            stage, reason = fit
-            price = f"${o.price_per_hour * job.num_nodes:,.2f}/h"
-            text = f"the cheapest is {price}, {_where(o)}"
-            if stage is not Stage.MAX_PRICE:
-                text += f" ({reason})"
-            stages.reject(stage, o.price_per_hour, text, offering=o)
+        if isinstance(fit, Stage):
+            stages.reject(fit, o.price_per_hour, o, "")
             continue
+        if prune and len(best) == keep:
+            bound = o.price_per_hour * job.num_nodes * (job.work_hours + params.boot(o))
+            if bound > -best[0]:
+                pruned += 1  # dearer than every kept placement before any extra cost
+                continue
         est = run_estimate(o, job, params)
+        if prune and len(best) == keep and est.compute + est.preemption > -best[0]:
+            pruned += 1
+            continue
         spot = est.spot
         if spot is not None and not spot.feasible:
             stages.reject(
                 Stage.PROGRESS,
                 o.interruption_rate,
+                o,
                 f"{_where(o)} is interrupted {o.interruption_rate * job.num_nodes:.2f} times/h,"
                 " faster than the job can make progress",
-                offering=o,
             )
             continue
         if (
@@ -264,9 +294,9 @@ def plan(
             stages.reject(
                 Stage.INTERRUPTIONS,
                 spot.interruptions,
+                o,
                 f"the fewest expected is {spot.interruptions:.2f} on {_where(o)}"
                 f" (allowed {allowed_interruptions})",
-                offering=o,
             )
             continue
         if hours_left is not None:
@@ -277,9 +307,9 @@ def plan(
                 stages.reject(
                     Stage.DEADLINE,
                     finish,
+                    o,
                     f"the soonest finish is {finish:,.2f} h on {_where(o)},"
                     f" {hours_left:,.2f} h left",
-                    offering=o,
                 )
                 continue
         if pricer.moves_anything:
@@ -291,7 +321,7 @@ def plan(
                     o.cloud, o.region, checkpoint_writes=writes, migrations=est.interruptions
                 )
             except UnknownRegionError as exc:
-                stages.reject(Stage.NETWORK, o.price_per_hour, f"{_where(o)}: {exc}", offering=o)
+                stages.reject(Stage.NETWORK, o.price_per_hour, o, f"{_where(o)}: {exc}")
                 continue
             est.data = data
             est.egress = data.usd
@@ -300,18 +330,24 @@ def plan(
             stages.reject(
                 Stage.MAX_TOTAL,
                 est.total,
+                o,
                 f"the cheapest is ${est.total:,.2f} on {_where(o)} (max_total_cost ${budget:,.2f})",
-                offering=o,
             )
             continue
         candidates.append(_Candidate(o, fit, est))
+        if prune:
+            if len(best) < keep:
+                heapq.heappush(best, -est.total)
+            elif est.total < -best[0]:
+                heapq.heapreplace(best, -est.total)
     candidates.sort(key=_Candidate.key)
     chosen = diverse(candidates, keep)
     return Plan(
         placements=[_placement(cand, job.num_nodes) for cand in chosen],
         feasible=len(candidates),
         considered=len(index),
-        funnel=stages.funnel(len(index)),
+        skipped=pool_size - examined + pruned,
+        funnel=stages.funnel(len(index), filt, job.num_nodes),
         wanted=filt.wanted(),
         limits=_limits(spec, ctx),
     )

@@ -29,7 +29,10 @@ hundred million years is noise, and ``1/rate`` of a subnormal rate overflows to 
 
 
 class SpotEstimate(BaseModel):
-    """Why a spot placement is expected to take as long as it does, in numbers."""
+    """Why a spot placement is expected to take as long as it does, in numbers.
+
+    Built with ``model_construct``: the figures are computed here, and a plan builds one
+    per spot offering it costs, thousands per plan against a full catalog."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -82,7 +85,7 @@ def spot_estimate(
     if min(w, lam, r) < 0 or (checkpoint_hours is not None and checkpoint_hours < 0):
         raise ValueError("work, rate, restart and checkpoint times must not be negative")
     if lam < NEGLIGIBLE_RATE or w == 0:
-        return SpotEstimate(work_hours=w, wall_hours=w)
+        return SpotEstimate.model_construct(work_hours=w, wall_hours=w)
     m = 1 / lam
     if checkpoint_hours is None:
         return _from_scratch(w, lam, r)
@@ -90,13 +93,15 @@ def spot_estimate(
         denom = 1 - lam * r
         wall = w / denom if denom > 0 else math.inf
         n = lam * wall
-        return SpotEstimate(work_hours=w, wall_hours=wall, interruptions=n, restart_hours=n * r)
+        return SpotEstimate.model_construct(
+            work_hours=w, wall_hours=wall, interruptions=n, restart_hours=n * r
+        )
     delta = checkpoint_hours
     tau = daly_interval(delta, m)
     productive = w * (1 + delta / tau)
     denom = 1 - lam * (tau / 2 + r)
     if denom <= 0:
-        return SpotEstimate(
+        return SpotEstimate.model_construct(
             work_hours=w,
             wall_hours=math.inf,
             interruptions=math.inf,
@@ -107,7 +112,7 @@ def spot_estimate(
         )
     wall = productive / denom
     n = lam * wall
-    return SpotEstimate(
+    return SpotEstimate.model_construct(
         work_hours=w,
         wall_hours=wall,
         interruptions=n,
@@ -123,12 +128,12 @@ def _from_scratch(w: float, lam: float, r: float) -> SpotEstimate:
     exponent = lam * w
     if exponent >= 700:  # exp overflows; the job never finishes in expectation
         inf = math.inf
-        return SpotEstimate(
+        return SpotEstimate.model_construct(
             work_hours=w, wall_hours=inf, interruptions=inf, lost_hours=inf, restart_hours=inf
         )
     n = math.expm1(exponent)
     wall = (1 + lam * r) * (n / lam)
-    return SpotEstimate(
+    return SpotEstimate.model_construct(
         work_hours=w,
         wall_hours=wall,
         interruptions=n,
