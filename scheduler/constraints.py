@@ -19,13 +19,16 @@ from providers.offering import MarketKind, Offering
 
 
 class Stage(StrEnum):
+    """In the order they apply. The first four are also how the index is laid out, so a
+    job skips whole groups of offerings at once and counts them where they fail."""
+
     ACCELERATORS = "accelerators"
-    GPU_MEMORY = "gpu_memory_gb"
-    NODES = "num_nodes"
     CPUS = "cpus"
-    MEMORY = "memory_gb"
     CLOUDS = "clouds"
     REGIONS = "regions"
+    GPU_MEMORY = "gpu_memory_gb"
+    NODES = "num_nodes"
+    MEMORY = "memory_gb"
     ZONES = "zones"
     LAUNCHABLE = "launchable"
     MARKET = "market"
@@ -48,72 +51,117 @@ class PlanContext:
     launchable_clouds: frozenset[str] | None = None  # None: plan everywhere
 
 
+Place = tuple[str, str]  # cloud, region
+
+
 @dataclass(slots=True)
 class OfferingIndex:
-    """Offerings grouped by accelerator name, so a job looks only at the ones it could use.
+    """Offerings grouped by accelerator (name, count), vCPUs and cloud/region, each group
+    cheapest first, so a job reads only the groups it could use and counts the others.
 
     Built once per price view and shared by every plan against it.
     """
 
     offerings: Sequence[Offering]
-    by_accelerator: dict[str | None, list[Offering]] = field(default_factory=dict)
+    groups: dict[str | None, dict[int, dict[float, dict[Place, list[Offering]]]]] = field(
+        default_factory=dict
+    )
+    by_vcpus: dict[str | None, dict[int, dict[float, list[Offering]]]] = field(
+        default_factory=dict
+    )  # the same groups without the place level: fewer streams to merge
     local_accelerated: list[Offering] = field(default_factory=list)
-    cpu_only_by_vcpus: dict[float, list[Offering]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, offerings: Iterable[Offering]) -> OfferingIndex:
         items = list(offerings)
         index = cls(offerings=items)
         for o in sorted(items, key=_price):
-            name = o.accelerators.name if o.accelerators is not None else None
-            index.by_accelerator.setdefault(name, []).append(o)
-            if name is not None and o.cloud == "local":
+            a = o.accelerators
+            name, count = (a.name, a.count) if a is not None else (None, 0)
+            by_count = index.groups.setdefault(name, {})
+            by_place = by_count.setdefault(count, {}).setdefault(o.vcpus, {})
+            by_place.setdefault((o.cloud, o.region), []).append(o)
+            by_count_flat = index.by_vcpus.setdefault(name, {}).setdefault(count, {})
+            by_count_flat.setdefault(o.vcpus, []).append(o)
+            if a is not None and o.cloud == "local":
                 index.local_accelerated.append(o)
-            if name is None:
-                index.cpu_only_by_vcpus.setdefault(o.vcpus, []).append(o)
         return index
 
     def __len__(self) -> int:
         return len(self.offerings)
 
     def counts_of(self, name: str) -> list[int]:
-        return sorted(
-            {o.accelerators.count for o in self.by_accelerator.get(name, []) if o.accelerators}
-        )
+        return sorted(self.groups.get(name, {}))
 
     def for_job(
-        self, options: Sequence[AcceleratorRequest], min_cpus: float | None = None
+        self,
+        options: Sequence[AcceleratorRequest],
+        *,
+        cpus: float | None = None,
+        clouds: frozenset[str] | None = None,
+        regions: frozenset[str] | None = None,
     ) -> JobOfferings:
-        """The offerings whose accelerator the job names, cheapest per node first. A job
-        without accelerators gets machines without them (a GPU bought for a CPU job is
-        waste) with enough vCPUs, and the local machine whatever it has: it is already
-        paid for. Machines with too few vCPUs are counted, not listed: they are most of a
-        full catalog, and all of them would fail the cpus check."""
-        too_small: list[list[Offering]] = []
+        """The offerings a job could use, cheapest per node first, with the groups it
+        cannot use counted by the first stage they fail. A job without accelerators gets
+        machines without them (a GPU bought for a CPU job is waste), and the local machine
+        whatever it has: it is already paid for."""
+        chosen: list[list[Offering]] = [] if options else [self.local_accelerated]
+        out = JobOfferings(stream=iter(()), size=0)
+        need: dict[str | None, int] = {}
+        for option in options:
+            least = 1 if option.kind is AcceleratorKind.TPU else option.count
+            need[option.name] = min(need.get(option.name, least), least)
         if not options:
-            groups = [self.local_accelerated]
-            for vcpus, group in self.cpu_only_by_vcpus.items():
-                (too_small if min_cpus is not None and vcpus < min_cpus else groups).append(group)
-        else:
-            names = dict.fromkeys(o.name for o in options)
-            groups = [self.by_accelerator.get(n, []) for n in names]
-        groups = [g for g in groups if g]
-        count = sum(len(g) for g in groups)
-        stream = iter(groups[0]) if len(groups) == 1 else heapq.merge(*groups, key=_price)
-        return JobOfferings(
-            stream=stream,
-            size=count,
-            too_small=sum(len(g) for g in too_small),
-            cheapest_too_small=min((g[0] for g in too_small), key=_price, default=None),
-        )
+            need[None] = 0
+        anywhere = clouds is None and regions is None
+        for name, least in need.items():
+            for count, by_vcpus in self.groups.get(name, {}).items():
+                for vcpus, by_place in by_vcpus.items():
+                    if anywhere:
+                        group = self.by_vcpus[name][count][vcpus]
+                        if count < least:
+                            out.exclude(Stage.ACCELERATORS, group)
+                        elif cpus is not None and vcpus < cpus:
+                            out.exclude(Stage.CPUS, group)
+                        else:
+                            chosen.append(group)
+                        continue
+                    for (cloud, region), group in by_place.items():
+                        if count < least:
+                            out.exclude(Stage.ACCELERATORS, group)
+                        elif cpus is not None and vcpus < cpus:
+                            out.exclude(Stage.CPUS, group)
+                        elif clouds is not None and cloud not in clouds:
+                            out.exclude(Stage.CLOUDS, group)
+                        elif regions is not None and region not in regions:
+                            out.exclude(Stage.REGIONS, group)
+                        else:
+                            chosen.append(group)
+        chosen = [g for g in chosen if g]
+        out.size = sum(len(g) for g in chosen)
+        if len(chosen) == 1:
+            out.stream = iter(chosen[0])
+        elif chosen:
+            out.stream = heapq.merge(*chosen, key=_price)
+        return out
 
 
 @dataclass(slots=True)
 class JobOfferings:
     stream: Iterator[Offering]  # cheapest per node first
     size: int
-    too_small: int = 0  # CPU-only machines left out for having too few vCPUs
-    cheapest_too_small: Offering | None = None
+    excluded: dict[Stage, tuple[int, Offering]] = field(default_factory=dict)
+
+    def exclude(self, stage: Stage, group: list[Offering]) -> None:
+        """Count a whole group as failing ``stage``; keep its cheapest for the nearest miss."""
+        count, cheapest = self.excluded.get(stage, (0, group[0]))
+        if group[0].price_per_hour < cheapest.price_per_hour:
+            cheapest = group[0]
+        self.excluded[stage] = (count + len(group), cheapest)
+
+    @property
+    def excluded_count(self) -> int:
+        return sum(n for n, _ in self.excluded.values())
 
 
 def _price(o: Offering) -> float:
@@ -163,18 +211,20 @@ class StaticFilter:
                     break
             else:
                 return Stage.ACCELERATORS
-            if self.gpu_memory is not None and offered.memory_gb < self.gpu_memory:
-                return Stage.GPU_MEMORY
-        if o.max_nodes is not None and self.nodes > o.max_nodes:
-            return Stage.NODES
         if self.cpus is not None and o.vcpus < self.cpus:
             return Stage.CPUS
-        if self.memory is not None and o.memory_gb < self.memory:
-            return Stage.MEMORY
         if self.clouds is not None and o.cloud not in self.clouds:
             return Stage.CLOUDS
         if self.regions is not None and o.region not in self.regions:
             return Stage.REGIONS
+        if accelerator is not None and self.gpu_memory is not None:
+            offered = o.accelerators
+            if offered is not None and offered.memory_gb < self.gpu_memory:
+                return Stage.GPU_MEMORY
+        if o.max_nodes is not None and self.nodes > o.max_nodes:
+            return Stage.NODES
+        if self.memory is not None and o.memory_gb < self.memory:
+            return Stage.MEMORY
         if self.zones is not None and o.zone not in self.zones:
             return Stage.ZONES
         if self.launchable is not None and o.cloud not in self.launchable:

@@ -234,15 +234,13 @@ def plan(
     job = job_figures(spec)
     pricer = DataPricer(spec.data, network, checkpoint=spec.checkpoint)
     stages = _Stages()
-    offered = index.for_job(filt.options, spec.resources.cpus)
+    offered = index.for_job(filt.options, cpus=filt.cpus, clouds=filt.clouds, regions=filt.regions)
     pool, pool_size = offered.stream, offered.size
-    outside = len(index) - pool_size - offered.too_small
+    for stage, (count, cheapest) in offered.excluded.items():
+        stages.reject(stage, cheapest.price_per_hour, cheapest, "", count)
+    outside = len(index) - pool_size - offered.excluded_count
     if outside:
         stages.reject(Stage.ACCELERATORS, math.inf, None, _accelerator_miss(filt, index), outside)
-    if offered.too_small:
-        cheapest = offered.cheapest_too_small
-        assert cheapest is not None
-        stages.reject(Stage.CPUS, cheapest.price_per_hour, cheapest, "", offered.too_small)
     c = spec.constraints
     budget = c.max_total_cost
     allowed_interruptions = (
