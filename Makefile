@@ -37,6 +37,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/submit_latency.py
+	$(BIN)/python benchmarks/placement.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
