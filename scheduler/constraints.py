@@ -19,19 +19,19 @@ from providers.offering import MarketKind, Offering
 
 
 class Stage(StrEnum):
-    """In the order they apply. The first four are also how the index is laid out, so a
+    """In the order they apply. The first six are also how the index is laid out, so a
     job skips whole groups of offerings at once and counts them where they fail."""
 
     ACCELERATORS = "accelerators"
     CPUS = "cpus"
     CLOUDS = "clouds"
     REGIONS = "regions"
+    LAUNCHABLE = "launchable"
+    MARKET = "market"
     GPU_MEMORY = "gpu_memory_gb"
     NODES = "num_nodes"
     MEMORY = "memory_gb"
     ZONES = "zones"
-    LAUNCHABLE = "launchable"
-    MARKET = "market"
     BLOCKED = "blocked pools"
     MAX_PRICE = "max_price_per_hour"
     PROGRESS = "spot progress"
@@ -51,24 +51,24 @@ class PlanContext:
     launchable_clouds: frozenset[str] | None = None  # None: plan everywhere
 
 
-Place = tuple[str, str]  # cloud, region
+Place = tuple[str, str, MarketKind]  # cloud, region, market
+Coarse = tuple[str, MarketKind]  # cloud, market
 
 
 @dataclass(slots=True)
 class OfferingIndex:
-    """Offerings grouped by accelerator (name, count), vCPUs and cloud/region, each group
-    cheapest first, so a job reads only the groups it could use and counts the others.
-
-    Built once per price view and shared by every plan against it.
+    """Offerings grouped by accelerator (name, count), vCPUs, cloud, region and market,
+    each group cheapest first, so a job reads only the groups it could use and counts the
+    others at the stage they fail. Built once per price view, shared by every plan on it.
     """
 
     offerings: Sequence[Offering]
-    groups: dict[str | None, dict[int, dict[float, dict[Place, list[Offering]]]]] = field(
+    fine: dict[str | None, dict[int, dict[float, dict[Place, list[Offering]]]]] = field(
         default_factory=dict
     )
-    by_vcpus: dict[str | None, dict[int, dict[float, list[Offering]]]] = field(
+    coarse: dict[str | None, dict[int, dict[float, dict[Coarse, list[Offering]]]]] = field(
         default_factory=dict
-    )  # the same groups without the place level: fewer streams to merge
+    )  # without the region: fewer streams to merge when the job allows every region
     local_accelerated: list[Offering] = field(default_factory=list)
 
     @classmethod
@@ -78,11 +78,10 @@ class OfferingIndex:
         for o in sorted(items, key=_price):
             a = o.accelerators
             name, count = (a.name, a.count) if a is not None else (None, 0)
-            by_count = index.groups.setdefault(name, {})
-            by_place = by_count.setdefault(count, {}).setdefault(o.vcpus, {})
-            by_place.setdefault((o.cloud, o.region), []).append(o)
-            by_count_flat = index.by_vcpus.setdefault(name, {}).setdefault(count, {})
-            by_count_flat.setdefault(o.vcpus, []).append(o)
+            fine = index.fine.setdefault(name, {}).setdefault(count, {}).setdefault(o.vcpus, {})
+            fine.setdefault((o.cloud, o.region, o.market), []).append(o)
+            coarse = index.coarse.setdefault(name, {}).setdefault(count, {})
+            coarse.setdefault(o.vcpus, {}).setdefault((o.cloud, o.market), []).append(o)
             if a is not None and o.cloud == "local":
                 index.local_accelerated.append(o)
         return index
@@ -91,50 +90,40 @@ class OfferingIndex:
         return len(self.offerings)
 
     def counts_of(self, name: str) -> list[int]:
-        return sorted(self.groups.get(name, {}))
+        return sorted(self.fine.get(name, {}))
 
-    def for_job(
-        self,
-        options: Sequence[AcceleratorRequest],
-        *,
-        cpus: float | None = None,
-        clouds: frozenset[str] | None = None,
-        regions: frozenset[str] | None = None,
-    ) -> JobOfferings:
+    def for_job(self, filt: StaticFilter) -> JobOfferings:
         """The offerings a job could use, cheapest per node first, with the groups it
         cannot use counted by the first stage they fail. A job without accelerators gets
         machines without them (a GPU bought for a CPU job is waste), and the local machine
         whatever it has: it is already paid for."""
-        chosen: list[list[Offering]] = [] if options else [self.local_accelerated]
+        chosen: list[list[Offering]] = [] if filt.options else [self.local_accelerated]
         out = JobOfferings(stream=iter(()), size=0)
         need: dict[str | None, int] = {}
-        for option in options:
+        for option in filt.options:
             least = 1 if option.kind is AcceleratorKind.TPU else option.count
             need[option.name] = min(need.get(option.name, least), least)
-        if not options:
+        if not filt.options:
             need[None] = 0
-        anywhere = clouds is None and regions is None
+        by_region = filt.regions is not None
+        index = self.fine if by_region else self.coarse
         for name, least in need.items():
-            for count, by_vcpus in self.groups.get(name, {}).items():
+            for count, by_vcpus in index.get(name, {}).items():
                 for vcpus, by_place in by_vcpus.items():
-                    if anywhere:
-                        group = self.by_vcpus[name][count][vcpus]
+                    for place, group in by_place.items():
+                        cloud, market = place[0], place[-1]
                         if count < least:
                             out.exclude(Stage.ACCELERATORS, group)
-                        elif cpus is not None and vcpus < cpus:
+                        elif filt.cpus is not None and vcpus < filt.cpus:
                             out.exclude(Stage.CPUS, group)
-                        else:
-                            chosen.append(group)
-                        continue
-                    for (cloud, region), group in by_place.items():
-                        if count < least:
-                            out.exclude(Stage.ACCELERATORS, group)
-                        elif cpus is not None and vcpus < cpus:
-                            out.exclude(Stage.CPUS, group)
-                        elif clouds is not None and cloud not in clouds:
+                        elif filt.clouds is not None and cloud not in filt.clouds:
                             out.exclude(Stage.CLOUDS, group)
-                        elif regions is not None and region not in regions:
+                        elif by_region and place[1] not in filt.regions:  # type: ignore[operator]
                             out.exclude(Stage.REGIONS, group)
+                        elif filt.launchable is not None and cloud not in filt.launchable:
+                            out.exclude(Stage.LAUNCHABLE, group)
+                        elif not filt.market_allows(market):
+                            out.exclude(Stage.MARKET, group)
                         else:
                             chosen.append(group)
         chosen = [g for g in chosen if g]
@@ -191,6 +180,24 @@ class StaticFilter:
         self.max_interruptions = c.max_interruptions
         self.interruptions_so_far = ctx.interruptions_so_far
 
+    @property
+    def only_group_checks(self) -> bool:
+        """Whether every check is one the index applies to whole groups, so an offering
+        that reached the plan passes all of them."""
+        return (
+            self.gpu_memory is None
+            and self.nodes == 1
+            and self.memory is None
+            and self.zones is None
+            and not self.blocked
+            and self.max_price is None
+        )
+
+    def market_allows(self, market: MarketKind) -> bool:
+        if market is MarketKind.SPOT:
+            return self.market is not Market.ON_DEMAND and not self.spot_used_up
+        return self.market is not Market.SPOT
+
     def wanted(self) -> str:
         return " or ".join(str(o) for o in self.options) or "no accelerators"
 
@@ -217,6 +224,10 @@ class StaticFilter:
             return Stage.CLOUDS
         if self.regions is not None and o.region not in self.regions:
             return Stage.REGIONS
+        if self.launchable is not None and o.cloud not in self.launchable:
+            return Stage.LAUNCHABLE
+        if not self.market_allows(o.market):
+            return Stage.MARKET
         if accelerator is not None and self.gpu_memory is not None:
             offered = o.accelerators
             if offered is not None and offered.memory_gb < self.gpu_memory:
@@ -227,13 +238,6 @@ class StaticFilter:
             return Stage.MEMORY
         if self.zones is not None and o.zone not in self.zones:
             return Stage.ZONES
-        if self.launchable is not None and o.cloud not in self.launchable:
-            return Stage.LAUNCHABLE
-        spot = o.market is MarketKind.SPOT
-        if spot and (self.market is Market.ON_DEMAND or self.spot_used_up):
-            return Stage.MARKET
-        if not spot and self.market is Market.SPOT:
-            return Stage.MARKET
         if self.blocked and o.pool in self.blocked:
             return Stage.BLOCKED
         if self.max_price is not None and o.price_per_hour * self.nodes > self.max_price:

@@ -166,10 +166,18 @@ class _Stages:
         self.nearest: dict[Stage, tuple[float, float, Offering | None, str]] = {}
 
     def reject(
-        self, stage: Stage, figure: float, offering: Offering | None, text: str, count: int = 1
+        self,
+        stage: Stage,
+        figure: float,
+        offering: Offering | None,
+        text: str | None,
+        count: int = 1,
     ) -> None:
-        """``text`` is the message, or '' to word it later from the offering and stage."""
+        """``text`` is the message, '' to word it later from the offering and stage, or
+        None to only count (a candidate known not to be the nearest miss)."""
         self.removed[stage] = self.removed.get(stage, 0) + count
+        if text is None:
+            return
         best = self.nearest.get(stage)
         price = offering.price_per_hour if offering is not None else 0.0
         if best is not None:
@@ -234,7 +242,7 @@ def plan(
     job = job_figures(spec)
     pricer = DataPricer(spec.data, network, checkpoint=spec.checkpoint)
     stages = _Stages()
-    offered = index.for_job(filt.options, cpus=filt.cpus, clouds=filt.clouds, regions=filt.regions)
+    offered = index.for_job(filt)
     pool, pool_size = offered.stream, offered.size
     for stage, (count, cheapest) in offered.excluded.items():
         stages.reject(stage, cheapest.price_per_hour, cheapest, "", count)
@@ -255,6 +263,9 @@ def plan(
     best: list[float] = []  # the keep lowest totals so far, negated (a max-heap)
     boots = [*params.boot_hours.values(), params.tpu_boot_hours, params.other_boot_hours]
     floor = job.num_nodes * (job.work_hours + min(boots))
+    ceiling = math.inf  # $/h per node above which max_total_cost cannot be met
+    if prune and budget is not None and floor > 0:
+        ceiling = budget / floor
     examined = 0  # costed or ruled out; the rest were never looked at
     pruned = 0  # looked at, but dearer than the kept placements before data is priced
     for o in pool:
@@ -265,6 +276,17 @@ def plan(
         if isinstance(fit, Stage):
             stages.reject(fit, o.price_per_hour, o, "")
             continue
+        if o.price_per_hour > ceiling:
+            # price x nodes x (work + boot) alone is over max_total_cost, so it fails there,
+            # and once it is also over the nearest miss's total it cannot be the nearest.
+            nearest = stages.nearest.get(Stage.MAX_TOTAL)
+            if nearest is not None and o.price_per_hour * floor > nearest[0]:
+                if filt.only_group_checks:  # the rest pass every check before this one
+                    stages.reject(Stage.MAX_TOTAL, math.inf, o, None, pool_size - examined + 1)
+                    examined = pool_size
+                    break
+                stages.reject(Stage.MAX_TOTAL, math.inf, o, None)
+                continue
         if prune and len(best) == keep:
             bound = o.price_per_hour * job.num_nodes * (job.work_hours + params.boot(o))
             if bound > -best[0]:
