@@ -136,6 +136,7 @@ class Scheduler:
         self._providers = providers
         self._controller: Controller | None = None
         self._price_book: PriceBook | None = None
+        self._views: dict[Refresh, tuple[datetime, PriceView]] = {}
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -176,7 +177,7 @@ class Scheduler:
                 self.providers,
                 self.settings,
                 self.clock,
-                cloud_offerings=lambda: self.price_book.view(self.clock()).offerings,
+                cloud_offerings=lambda: self.price_view(Refresh.AUTO).offerings,
             )
         return self._controller
 
@@ -198,8 +199,20 @@ class Scheduler:
         stores nothing. Submitting places it by the same ranking, among the clouds this
         machine can launch on."""
         parsed = self.load(spec)
-        cloud = self.price_book.view(self.clock(), refresh).offerings
+        cloud = self.price_view(refresh).offerings
         return self.controller.plan(parsed, parsed.deadline_at(self.clock()), cloud=cloud)
+
+    def price_view(self, refresh: Refresh = Refresh.AUTO) -> PriceView:
+        """Every priced offering, kept for the price TTL so that placing one job after
+        another reads the snapshot and catalogs once (and indexes them once)."""
+        now = self.clock()
+        cached = self._views.get(refresh)
+        fresh = cached is not None and (now - cached[0]).total_seconds() < self.settings.price_ttl_s
+        if cached is not None and fresh and refresh is not Refresh.FORCE:
+            return cached[1]
+        view = self.price_book.view(now, refresh)
+        self._views[Refresh.AUTO if refresh is Refresh.FORCE else refresh] = (now, view)
+        return view
 
     # -- prices -------------------------------------------------------------------------
 

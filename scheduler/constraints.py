@@ -8,10 +8,12 @@ interruptions) run in placement.py once the cost model has the numbers.
 
 from __future__ import annotations
 
+import bisect
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from jobs.accelerators import AcceleratorKind, AcceleratorRequest
 from jobs.spec import JobSpec, Market
@@ -62,7 +64,7 @@ class OfferingIndex:
     others at the stage they fail. Built once per price view, shared by every plan on it.
     """
 
-    offerings: Sequence[Offering]
+    size: int
     fine: dict[str | None, dict[int, dict[float, dict[Place, list[Offering]]]]] = field(
         default_factory=dict
     )
@@ -73,9 +75,9 @@ class OfferingIndex:
 
     @classmethod
     def build(cls, offerings: Iterable[Offering]) -> OfferingIndex:
-        items = list(offerings)
-        index = cls(offerings=items)
-        for o in sorted(items, key=_price):
+        items = sorted(offerings, key=_price)
+        index = cls(size=len(items))
+        for o in items:
             a = o.accelerators
             name, count = (a.name, a.count) if a is not None else (None, 0)
             fine = index.fine.setdefault(name, {}).setdefault(count, {}).setdefault(o.vcpus, {})
@@ -87,7 +89,39 @@ class OfferingIndex:
         return index
 
     def __len__(self) -> int:
-        return len(self.offerings)
+        return self.size
+
+    def extend(self, extra: Iterable[Offering]) -> OfferingIndex:
+        """This index plus a few more offerings (the local machine's, which change with
+        every look) without rebuilding it: only the dicts and lists on their paths are
+        copied, so the catalog's index is built once per price view."""
+        added = list(extra)
+        out = OfferingIndex(
+            size=self.size + len(added),
+            fine=dict(self.fine),
+            coarse=dict(self.coarse),
+            local_accelerated=list(self.local_accelerated),
+        )
+        fresh: set[int] = {id(out.fine), id(out.coarse)}
+
+        def child(parent: dict[Any, Any], key: Any, leaf: bool = False) -> Any:
+            node = parent.get(key)
+            if node is None or id(node) not in fresh:
+                node = (list if leaf else dict)(node or ())
+                fresh.add(id(node))
+                parent[key] = node
+            return node
+
+        for o in added:
+            a = o.accelerators
+            name, count = (a.name, a.count) if a is not None else (None, 0)
+            fine = child(child(child(out.fine, name), count), o.vcpus)
+            bisect.insort(child(fine, (o.cloud, o.region, o.market), True), o, key=_price)
+            coarse = child(child(child(out.coarse, name), count), o.vcpus)
+            bisect.insort(child(coarse, (o.cloud, o.market), True), o, key=_price)
+            if a is not None and o.cloud == "local":
+                bisect.insort(out.local_accelerated, o, key=_price)
+        return out
 
     def counts_of(self, name: str) -> list[int]:
         return sorted(self.fine.get(name, {}))

@@ -14,13 +14,13 @@ is kept apart so a plan can show where the money goes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from providers.offering import MarketKind, Offering
-from scheduler.data_gravity import DataCost
+from scheduler.data_gravity import NO_DATA, DataCost
 from scheduler.preemption import SpotEstimate, spot_estimate
 
 
@@ -91,7 +91,7 @@ class Estimate:
     egress: float = 0.0
     credit: float = 0.0
     spot: SpotEstimate | None = None
-    data: DataCost = field(default_factory=DataCost)
+    data: DataCost = NO_DATA
 
     @property
     def total(self) -> float:
@@ -122,6 +122,50 @@ def run_estimate(offering: Offering, job: JobFigures, params: CostParams) -> Est
         preemption=price * spot.overhead_hours,
         spot=spot,
     )
+
+
+class RunEstimator:
+    """:func:`run_estimate` for many offerings of one job. Wall time depends only on the
+    market, the interruption rate and the boot time, which a catalog's thousands of
+    offerings share a few dozen values of, so it is worked out once per value."""
+
+    def __init__(self, job: JobFigures, params: CostParams) -> None:
+        self.job = job
+        self.params = params
+        self._runs: dict[tuple[bool, float, float], tuple[float, float, SpotEstimate | None]] = {}
+
+    def key(self, offering: Offering) -> tuple[bool, float, float]:
+        """What the wall time depends on: offerings with the same key take as long."""
+        spot = offering.market is MarketKind.SPOT
+        return (spot, offering.interruption_rate if spot else 0.0, self.params.boot(offering))
+
+    def __call__(
+        self, offering: Offering, key: tuple[bool, float, float] | None = None
+    ) -> Estimate:
+        job = self.job
+        key = key or self.key(offering)
+        run = self._runs.get(key)
+        if run is None:
+            spot, _, boot = key
+            restart = boot + job.checkpoint_gb / self.params.restore_gb_per_hour
+            estimate = None
+            if spot:
+                rate = offering.interruption_rate * job.num_nodes
+                estimate = spot_estimate(job.work_hours, rate, restart, job.checkpoint_hours)
+            run = self._runs[key] = (boot, restart, estimate)
+        boot, restart, estimate = run
+        price = offering.price_per_hour * job.num_nodes
+        w = job.work_hours
+        if estimate is None:
+            return Estimate(w + boot, boot, restart, price * (w + boot))
+        return Estimate(
+            estimate.wall_hours + boot,
+            boot,
+            restart,
+            price * (w + boot),
+            price * estimate.overhead_hours,
+            spot=estimate,
+        )
 
 
 def credit_for(

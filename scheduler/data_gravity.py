@@ -15,7 +15,7 @@ A job without a checkpoint URI keeps checkpoints beside itself: no data moves.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jobs.spec import Checkpoint, Data, DataLocation
 from providers.network import Location, NetworkPrices, Route, UnknownRegionError
@@ -34,13 +34,16 @@ class DataMove:
 @dataclass(frozen=True, slots=True)
 class DataCost:
     moves: tuple[DataMove, ...] = ()
+    usd: float = field(init=False, default=0.0)
 
-    @property
-    def usd(self) -> float:
-        return sum(m.usd for m in self.moves)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "usd", sum(m.usd for m in self.moves))
 
     def largest(self) -> DataMove | None:
         return max(self.moves, key=lambda m: m.usd, default=None)
+
+
+NO_DATA = DataCost()
 
 
 def data_location(d: DataLocation) -> Location:
@@ -81,6 +84,7 @@ class DataPricer:
         self.checkpoint_at = checkpoint_at or _checkpoint_location(checkpoint)
         self._io: dict[tuple[str, str], tuple[tuple[DataMove, ...], dict[str, float]]] = {}
         self._routes: dict[tuple[Location, Location], Route] = {}
+        self._priced: dict[tuple[str, str, float, float], DataCost] = {}
         self._inputs = [(d, data_location(d)) for d in data.inputs if d.size_gb > 0]
         self._outputs = [(d, data_location(d)) for d in data.outputs if d.size_gb > 0]
 
@@ -134,7 +138,16 @@ class DataPricer:
         """Every move a run in ``cloud``/``region`` causes; UnknownRegionError when the
         network table cannot price a route it needs."""
         if not self.moves_anything:
-            return DataCost()
+            return NO_DATA
+        key = (cloud, region, checkpoint_writes, migrations)
+        cost = self._priced.get(key)
+        if cost is None:
+            cost = self._priced[key] = self._price(cloud, region, checkpoint_writes, migrations)
+        return cost
+
+    def _price(
+        self, cloud: str, region: str, checkpoint_writes: float, migrations: float
+    ) -> DataCost:
         io, used_io = self._io_moves(cloud, region)
         at = self.checkpoint_at
         if at is None or self.checkpoint is None:

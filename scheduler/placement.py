@@ -27,8 +27,8 @@ from scheduler.cost_model import (
     Estimate,
     JobFigures,
     NoCommitments,
+    RunEstimator,
     credit_for,
-    run_estimate,
 )
 from scheduler.data_gravity import DataMove, DataPricer
 from scheduler.preemption import SpotEstimate
@@ -241,6 +241,8 @@ def plan(
     filt = StaticFilter(spec, ctx)
     job = job_figures(spec)
     pricer = DataPricer(spec.data, network, checkpoint=spec.checkpoint)
+    estimate = RunEstimator(job, params)
+    run_fails: dict[tuple[bool, float, float], Stage] = {}  # wall-time checks, per run key
     stages = _Stages()
     offered = index.for_job(filt)
     pool, pool_size = offered.stream, offered.size
@@ -257,10 +259,13 @@ def plan(
     hours_left = ctx.hours_left
     candidates: list[_Candidate] = []
     # Offerings come cheapest first, and no part of the cost is negative unless a
-    # commitment gives credit: once price x nodes x work alone exceeds the keep-th best
-    # total found, no later offering can enter the plan, so the rest are not costed.
+    # commitment gives credit. A plan keeps the cheapest placement of each of the `keep`
+    # cheapest groups (see diverse()), so once price x nodes x (work + boot) alone exceeds
+    # the keep-th lowest group minimum, no later offering can enter it: not costed.
     prune = keep > 0 and isinstance(commitments, NoCommitments)
-    best: list[float] = []  # the keep lowest totals so far, negated (a max-heap)
+    group_min: dict[tuple[str, str, str, MarketKind], float] = {}
+    threshold = math.inf  # recomputed now and then: it only falls, so a stale one is safe
+    since_threshold = 0
     boots = [*params.boot_hours.values(), params.tpu_boot_hours, params.other_boot_hours]
     floor = job.num_nodes * (job.work_hours + min(boots))
     ceiling = math.inf  # $/h per node above which max_total_cost cannot be met
@@ -269,7 +274,7 @@ def plan(
     examined = 0  # costed or ruled out; the rest were never looked at
     pruned = 0  # looked at, but dearer than the kept placements before data is priced
     for o in pool:
-        if prune and len(best) == keep and o.price_per_hour * floor > -best[0]:
+        if o.price_per_hour * floor > threshold:
             break
         examined += 1
         fit = filt.check(o)
@@ -287,13 +292,18 @@ def plan(
                     break
                 stages.reject(Stage.MAX_TOTAL, math.inf, o, None)
                 continue
-        if prune and len(best) == keep:
+        if threshold < math.inf:
             bound = o.price_per_hour * job.num_nodes * (job.work_hours + params.boot(o))
-            if bound > -best[0]:
+            if bound > threshold:
                 pruned += 1  # dearer than every kept placement before any extra cost
                 continue
-        est = run_estimate(o, job, params)
-        if prune and len(best) == keep and est.compute + est.preemption > -best[0]:
+        run_key = estimate.key(o)
+        late = run_fails.get(run_key)
+        if late is not None:  # same wall time as one already ruled out, and dearer
+            stages.reject(late, math.inf, o, None)
+            continue
+        est = estimate(o, run_key)
+        if est.compute + est.preemption > threshold:
             pruned += 1
             continue
         spot = est.spot
@@ -305,6 +315,7 @@ def plan(
                 f"{_where(o)} is interrupted {o.interruption_rate * job.num_nodes:.2f} times/h,"
                 " faster than the job can make progress",
             )
+            run_fails[run_key] = Stage.PROGRESS
             continue
         if (
             spot is not None
@@ -318,6 +329,7 @@ def plan(
                 f"the fewest expected is {spot.interruptions:.2f} on {_where(o)}"
                 f" (allowed {allowed_interruptions})",
             )
+            run_fails[run_key] = Stage.INTERRUPTIONS
             continue
         if hours_left is not None:
             finish = est.wall_hours
@@ -331,6 +343,7 @@ def plan(
                     f"the soonest finish is {finish:,.2f} h on {_where(o)},"
                     f" {hours_left:,.2f} h left",
                 )
+                run_fails[run_key] = Stage.DEADLINE
                 continue
         if pricer.moves_anything:
             writes = 0.0
@@ -356,10 +369,14 @@ def plan(
             continue
         candidates.append(_Candidate(o, fit, est))
         if prune:
-            if len(best) < keep:
-                heapq.heappush(best, -est.total)
-            elif est.total < -best[0]:
-                heapq.heapreplace(best, -est.total)
+            group = (o.cloud, o.region, o.shape, o.market)
+            if est.total < group_min.get(group, math.inf):
+                group_min[group] = est.total
+            since_threshold += 1
+            due = since_threshold >= max(16, len(group_min) // 8)
+            if len(group_min) >= keep and (threshold == math.inf or due):
+                threshold = heapq.nsmallest(keep, group_min.values())[-1]
+                since_threshold = 0
     candidates.sort(key=_Candidate.key)
     chosen = diverse(candidates, keep)
     return Plan(

@@ -358,3 +358,23 @@ def test_hours_until() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert hours_until(None, now) is None
     assert hours_until(now + timedelta(hours=6, minutes=30), now) == 6.5
+
+
+def test_extending_an_index_plans_like_building_it_whole() -> None:
+    base = [AWS_A100, AWS_A100_SPOT, GCP_H100, GCP_TPU, offering(price=0.3)]
+    local_gpu = LOCAL.model_copy(
+        update={"accelerators": OfferedAccelerator(name="A100", count=8, memory_gb=40)}
+    )
+    extra = [LOCAL, local_gpu]
+    index = OfferingIndex.build(base)
+    extended = index.extend(extra)
+    whole = OfferingIndex.build(base + extra)
+    assert len(extended) == len(whole) == 7 and len(index) == 5
+    for fields in (
+        {},
+        {"resources": {"accelerators": "A100:8"}},
+        {"constraints": {"regions": ["local"]}},
+    ):
+        spec = make_spec(**fields)
+        assert plan(spec, extended, NET) == plan(spec, whole, NET)
+    assert plan(make_spec(), index, NET).placements[0].offering.cloud == "aws"  # base untouched
