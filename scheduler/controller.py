@@ -26,6 +26,7 @@ from scheduler.constraints import OfferingIndex, PlanContext
 from scheduler.cost_model import CostParams
 from scheduler.explain import money, why_first
 from scheduler.placement import Placement, Plan, hours_until, plan
+from scheduler.preemption import daly_interval
 from scheduler.ray_jobs import RayJobs, RayUnavailable
 from scheduler.records import AttemptRecord, JobRecord
 from scheduler.store import StaleState, Store
@@ -260,6 +261,11 @@ class Controller:
                 "SCHED_CHECKPOINT_DIR": checkpoint,
             }
         )
+        interval = checkpoint_interval_s(
+            Placement.model_validate_json(attempt.placement_json), spec
+        )
+        if interval is not None:
+            env["SCHED_CHECKPOINT_INTERVAL_S"] = str(round(interval))
         if "://" not in checkpoint:
             Path(checkpoint).mkdir(parents=True, exist_ok=True)
             if any(Path(checkpoint).iterdir()):
@@ -367,6 +373,23 @@ class Controller:
             job_updates=job_updates,
             attempt_updates=updates or None,
         )
+
+
+ON_DEMAND_MTBF_HOURS = 720.0
+"""Machines that are not preempted still fail; a month between failures is assumed, so a
+job on on-demand capacity is told to checkpoint too, just rarely."""
+
+
+def checkpoint_interval_s(placement: Placement, spec: JobSpec) -> float | None:
+    """How often the job should checkpoint: Daly's interval for the placement's
+    interruption rate (the one the plan's preemption cost assumed); None when the job does
+    not checkpoint or a checkpoint is instantaneous."""
+    if spec.checkpoint is None or spec.checkpoint.write_seconds <= 0:
+        return None
+    spot = placement.spot
+    if spot is not None and spot.checkpoint_interval_hours:
+        return spot.checkpoint_interval_hours * 3600
+    return daly_interval(spec.checkpoint.write_seconds / 3600, ON_DEMAND_MTBF_HOURS) * 3600
 
 
 def _explain(best: Placement, result: Plan) -> str:

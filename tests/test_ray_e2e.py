@@ -99,14 +99,18 @@ def test_python_api_submit_wait_logs_and_checkpoint_env(ray_settings: Settings) 
     job = s.submit(
         {
             "name": "api",
-            "run": "python -c \"import os; print('ckpt=' + os.environ['SCHED_CHECKPOINT_DIR'])\"",
+            "run": 'python -c "import os; e = os.environ;'
+            " print('ckpt=' + e['SCHED_CHECKPOINT_DIR']"
+            " + ' every=' + e['SCHED_CHECKPOINT_INTERVAL_S'])\"",
             "env": {"GREETING": 42},
             "tags": {"team": "research"},
+            "checkpoint": {"write_seconds": 60},
         }
     )
     assert job.wait(timeout=120) is JobState.SUCCEEDED
     expected = ray_settings.checkpoint_root / f"job-{job.id}"
-    assert f"ckpt={expected}" in job.logs()
+    # On-demand (the local machine): Daly's interval for a 720 h MTBF and 1-minute writes.
+    assert f"ckpt={expected} every=17596" in job.logs()
     view = s.get(job.id)
     assert view.tags == {"team": "research"}
     assert view.attempts == 1
