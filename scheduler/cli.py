@@ -179,8 +179,54 @@ def status(
     _job_table([view])
     if view.message:
         typer.echo(f"message: {view.message}")
-    for e in s.events(job):
+    _attempt_table(s.attempts(job))
+    typer.echo("events:")
+    _print_events(s.events(job))
+
+
+def _attempt_table(attempts: list[Any]) -> None:
+    """Where each attempt ran, when, how it ended and what it cost."""
+    from rich.table import Table
+
+    if not attempts:
+        return
+    table = Table(box=None, header_style="bold", title="attempts", title_justify="left")
+    for column in ("#", "WHERE", "MARKET", "$/H", "STARTED", "ENDED", "STATE", "EXIT", "COST"):
+        table.add_column(column)
+    for a in attempts:
+        table.add_row(
+            str(a.number),
+            f"{a.cloud} {a.zone} {a.instance_type}"
+            + (f" x{a.num_nodes}" if a.num_nodes > 1 else ""),
+            a.market,
+            _money(a.price_per_hour * a.num_nodes),
+            f"{a.started_at:%Y-%m-%d %H:%M:%S}" if a.started_at else "-",
+            f"{a.ended_at:%Y-%m-%d %H:%M:%S}" if a.ended_at else "-",
+            a.state + (f": {a.message}" if a.message else ""),
+            "-" if a.exit_code is None else str(a.exit_code),
+            _money(a.cost),
+        )
+    _console().print(table)
+
+
+def _print_events(events: list[Any]) -> None:
+    for e in events:
         typer.echo(f"  {e.at:%H:%M:%S} {e.from_state or '':>12} -> {e.to_state:<12} {e.reason}")
+
+
+@app.command()
+@_errors_as_exit_codes
+def events(
+    job: Annotated[int, typer.Argument(help="Job id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every state transition of a job, oldest first, with its reason."""
+    s = _scheduler()
+    found = s.events(job)
+    if as_json:
+        _print_json([e.model_dump(mode="json") for e in found])
+    else:
+        _print_events(found)
 
 
 def _list(s: Scheduler, as_json: bool, limit: int | None) -> None:

@@ -83,7 +83,7 @@ def test_bad_input_keeps_what_is_stored(cli: Cli, home: Path) -> None:
 
 
 def test_unknown_job_and_usage_errors_exit_2(cli: Cli) -> None:
-    for args in (("status", "999"), ("logs", "999"), ("cancel", "999")):
+    for args in (("status", "999"), ("logs", "999"), ("cancel", "999"), ("events", "999")):
         result = cli(*args)
         assert result.returncode == 2, args
         assert result.stderr.strip() == "error: no job 999"

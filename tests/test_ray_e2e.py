@@ -43,6 +43,19 @@ def test_quickstart_runs_to_success(ray_cli: Cli) -> None:
         "RUNNING",
         "SUCCEEDED",
     ]
+    table = ray_cli("status", job_id).stdout
+    attempt_rows = [line.split() for line in table.splitlines() if line.lstrip().startswith("1 ")]
+    assert any(row[1] == "local" and "SUCCEEDED:" in row for row in attempt_rows), table
+    events = ray_cli("events", job_id)
+    assert events.returncode == 0
+    assert [line.split("->")[1].split()[0] for line in events.stdout.splitlines()] == [
+        "PENDING",
+        "PLACED",
+        "PROVISIONING",
+        "RUNNING",
+        "SUCCEEDED",
+    ]
+    assert json.loads(ray_cli("events", job_id, "--json").stdout)[-1]["reason"] == "exited 0"
     logs = ray_cli("logs", job_id)
     assert logs.returncode == 0
     assert "round 8/8" in logs.stdout
