@@ -25,6 +25,9 @@ class Settings(BaseModel):
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs the local Ray offers.")
     local_price_per_hour: float = Field(default=0.0, ge=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
+    pool_cooldown_s: float = Field(
+        default=1800, ge=0, description="How long a pool stays blocked after a preemption."
+    )
     price_ttl_s: float = Field(
         default=3600.0, gt=0, description="Refresh live prices older than this many seconds."
     )
@@ -78,6 +81,7 @@ _ENV = {
     "SCHED_LOCAL_PRICE_PER_HOUR": "local_price_per_hour",
     "SCHED_POLL_INTERVAL": "poll_interval_s",
     "SCHED_PRICE_TTL": "price_ttl_s",
+    "SCHED_POOL_COOLDOWN": "pool_cooldown_s",
     "SCHED_CATALOG": "catalogs",
     "SCHED_AWS_REGIONS": "aws_regions",
     "SCHED_GCP_REGIONS": "gcp_regions",

@@ -17,6 +17,7 @@ from typing import Any
 
 from jobs.accelerators import AcceleratorKind, AcceleratorRequest
 from jobs.spec import JobSpec, Market
+from providers.network import Location
 from providers.offering import MarketKind, Offering
 
 
@@ -51,6 +52,7 @@ class PlanContext:
     blocked_pools: frozenset[str] = frozenset()
     interruptions_so_far: int = 0
     launchable_clouds: frozenset[str] | None = None  # None: plan everywhere
+    restore_from: Location | None = None  # where the checkpoint to resume from is
 
 
 Place = tuple[str, str, MarketKind]  # cloud, region, market

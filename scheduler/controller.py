@@ -22,9 +22,10 @@ from providers.base import Provider
 from providers.network import NetworkPrices, load_network_prices
 from providers.offering import Offering
 from scheduler.config import Settings
-from scheduler.constraints import OfferingIndex, PlanContext
+from scheduler.constraints import OfferingIndex
 from scheduler.cost_model import CostParams
 from scheduler.explain import money, why_first
+from scheduler.migration import replan_context
 from scheduler.placement import Placement, Plan, hours_until, plan
 from scheduler.preemption import daly_interval
 from scheduler.ray_jobs import RayJobs, RayUnavailable
@@ -106,11 +107,17 @@ class Controller:
         *,
         cloud: Sequence[Offering] | None = None,
         launchable_only: bool = False,
+        attempts: Sequence[AttemptRecord] = (),
     ) -> Plan:
         """The same ranking for `sched plan` and for placing a job; placing a job also
-        keeps to the clouds this controller can launch on."""
-        ctx = PlanContext(
+        keeps to the clouds this controller can launch on, and to what its earlier
+        attempts allow (blocked pools, interruptions used, where its checkpoint is)."""
+        ctx = replan_context(
+            spec,
+            attempts,
+            now=self.clock(),
             hours_left=hours_until(deadline_at, self.clock()),
+            cooldown_s=self.settings.pool_cooldown_s,
             launchable_clouds=frozenset(self.providers) if launchable_only else None,
         )
         return plan(spec, self.offerings(cloud), self.network, ctx=ctx, params=self.cost_params)
@@ -162,7 +169,9 @@ class Controller:
     def _place(self, job: JobRecord) -> JobRecord:
         assert job.id is not None
         spec = JobSpec.model_validate_json(job.spec_json)
-        result = self.plan(spec, job.deadline_at, launchable_only=True)
+        result = self.plan(
+            spec, job.deadline_at, launchable_only=True, attempts=self.store.attempts(job.id)
+        )
         now = self.clock()
         if not result.placements:
             return self.store.transition(

@@ -52,7 +52,7 @@ def data_location(d: DataLocation) -> Location:
     return Location(cloud=d.cloud, region=d.region or "")
 
 
-def _checkpoint_location(checkpoint: Checkpoint | None) -> Location | None:
+def checkpoint_location(checkpoint: Checkpoint | None) -> Location | None:
     """Where checkpoints are kept, when the spec says: a bucket with its region. A file://
     path is on the machine the job runs on, so it moves nothing."""
     if checkpoint is None or not checkpoint.uri or checkpoint.size_gb <= 0:
@@ -68,6 +68,8 @@ class DataPricer:
 
     Checkpoints are priced where ``checkpoint_at`` says, else where the spec's checkpoint
     URI and region say; with neither they stay beside the job and move nothing.
+    ``restore_from`` is where the checkpoint to resume from is (after a preemption):
+    reading it once into the new placement is one more move.
     """
 
     def __init__(
@@ -77,20 +79,24 @@ class DataPricer:
         *,
         checkpoint: Checkpoint | None = None,
         checkpoint_at: Location | None = None,
+        restore_from: Location | None = None,
     ) -> None:
         self.data = data
         self.network = network
         self.checkpoint = checkpoint
-        self.checkpoint_at = checkpoint_at or _checkpoint_location(checkpoint)
+        self.checkpoint_at = checkpoint_at or checkpoint_location(checkpoint)
+        self.restore_from = restore_from
         self._io: dict[tuple[str, str], tuple[tuple[DataMove, ...], dict[str, float]]] = {}
         self._routes: dict[tuple[Location, Location], Route] = {}
         self._priced: dict[tuple[str, str, float, float], DataCost] = {}
         self._inputs = [(d, data_location(d)) for d in data.inputs if d.size_gb > 0]
         self._outputs = [(d, data_location(d)) for d in data.outputs if d.size_gb > 0]
+        size = checkpoint.size_gb if checkpoint is not None else 0.0
+        self._restores = [(restore_from, size)] if restore_from is not None and size > 0 else []
 
     @property
     def moves_anything(self) -> bool:
-        return bool(self._inputs or self._outputs or self.checkpoint_at)
+        return bool(self._inputs or self._outputs or self.checkpoint_at or self._restores)
 
     def _route(self, src: Location, dst: Location) -> Route:
         key = (src, dst)
@@ -111,6 +117,8 @@ class DataPricer:
             moves.append(self._move(f"input {d.uri}", src, where, d.size_gb, 1, used))
         for d, dst in self._outputs:
             moves.append(self._move(f"output {d.uri}", where, dst, d.size_gb, 1, used))
+        for src, gb in self._restores:
+            moves.append(self._move("checkpoint restore (last attempt)", src, where, gb, 1, used))
         result = (tuple(m for m in moves if m.gb > 0), dict(used))
         self._io[key] = result
         return result

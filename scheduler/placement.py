@@ -240,7 +240,9 @@ def plan(
     index = offerings if isinstance(offerings, OfferingIndex) else OfferingIndex.build(offerings)
     filt = StaticFilter(spec, ctx)
     job = job_figures(spec)
-    pricer = DataPricer(spec.data, network, checkpoint=spec.checkpoint)
+    pricer = DataPricer(
+        spec.data, network, checkpoint=spec.checkpoint, restore_from=ctx.restore_from
+    )
     estimate = RunEstimator(job, params)
     run_fails: dict[tuple[bool, float, float], Stage] = {}  # wall-time checks, per run key
     stages = _Stages()
