@@ -263,6 +263,14 @@ class Scheduler:
         attempts = self.store.attempts_of([j.id for j in jobs if j.id is not None])
         return [JobView.of(j, attempts.get(j.id or 0, [])) for j in jobs]
 
+    def unfinished(self) -> list[int]:
+        """Ids of the jobs not yet SUCCEEDED, FAILED or CANCELLED."""
+        return [
+            j.id
+            for j in self.store.list_jobs(states=[s for s in JobState if not s.terminal])
+            if j.id is not None
+        ]
+
     def attempts(self, job_id: int) -> list[AttemptRecord]:
         self.store.get_job(job_id)
         return self.store.attempts(job_id)

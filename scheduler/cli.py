@@ -544,8 +544,48 @@ def reconcile() -> None:
     s = _scheduler()
     for warning in s.reconcile():
         typer.echo(f"warning: {warning}", err=True)
-    unfinished = [v for v in s.list(limit=None, refresh=False) if not v.state.terminal]
-    typer.echo(f"{len(unfinished)} unfinished job(s)")
+    typer.echo(f"{len(s.unfinished())} unfinished job(s)")
+
+
+@app.command()
+@_errors_as_exit_codes
+def controller(
+    interval: Annotated[
+        float | None, typer.Option(min=0.05, help="Seconds between passes (SCHED_POLL_INTERVAL).")
+    ] = None,
+    exit_when_idle: Annotated[
+        bool, typer.Option("--exit-when-idle", help="Stop once no job is unfinished.")
+    ] = False,
+) -> None:
+    """Run the reconcile loop: place queued jobs, start them, follow them to the end.
+
+    Safe to stop at any moment (Ctrl-C, SIGTERM, even kill -9) and to run beside
+    `submit --wait`: every step is a transaction that checks the state it expects.
+    """
+    import signal
+    import time
+
+    s = _scheduler()
+    pause = interval if interval is not None else s.settings.poll_interval_s
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    typer.echo(f"controller: reconciling every {pause:g} s (Ctrl-C to stop)", err=True)
+    try:
+        while not stopping:
+            for warning in s.reconcile():
+                typer.echo(f"warning: {warning}", err=True)
+            if exit_when_idle and not s.unfinished():
+                typer.echo("controller: no unfinished jobs; stopping", err=True)
+                return
+            time.sleep(pause)
+    except KeyboardInterrupt:
+        pass
+    typer.echo("controller: stopped", err=True)
 
 
 @app.command()

@@ -164,3 +164,17 @@ def test_cloud_examples_plan_on_snapshot_prices(cli: Cli, name: str) -> None:
     assert result.stdout.splitlines()[1].split()[1] in ("aws", "gcp")
     assert "feasible" in result.stdout
     assert "sched cannot launch on" in result.stderr
+
+
+def test_controller_runs_queued_jobs_until_idle(ray_cli: Cli, home: Path) -> None:
+    spec = home / "echo.yaml"
+    spec.write_text("name: echo\nrun: echo done-$SCHED_JOB_ID\n")
+    ids = [ray_cli("submit", str(spec), "--queue").stdout.strip() for _ in range(2)]
+    assert all(_status(ray_cli, i)["state"] == "PENDING" for i in ids)
+    run = ray_cli("controller", "--interval", "0.2", "--exit-when-idle", timeout=180)
+    assert run.returncode == 0, run.stderr
+    assert "no unfinished jobs; stopping" in run.stderr
+    for i in ids:
+        assert _status(ray_cli, i)["state"] == "SUCCEEDED"
+        assert f"done-{i}" in ray_cli("logs", i).stdout
+    assert ray_cli("reconcile").stdout.strip() == "0 unfinished job(s)"
