@@ -128,11 +128,12 @@ class OfferingIndex:
     def counts_of(self, name: str) -> list[int]:
         return sorted(self.fine.get(name, {}))
 
-    def for_job(self, filt: StaticFilter) -> JobOfferings:
+    def for_job(self, filt: StaticFilter, *, by_region: bool = False) -> JobOfferings:
         """The offerings a job could use, cheapest per node first, with the groups it
         cannot use counted by the first stage they fail. A job without accelerators gets
         machines without them (a GPU bought for a CPU job is waste), and the local machine
-        whatever it has: it is already paid for."""
+        whatever it has: it is already paid for. ``by_region`` keeps each group within
+        one region (for ordering by a per-region cost)."""
         chosen: list[list[Offering]] = [] if filt.options else [self.local_accelerated]
         out = JobOfferings(stream=iter(()), size=0)
         need: dict[str | None, int] = {}
@@ -141,7 +142,7 @@ class OfferingIndex:
             need[option.name] = min(need.get(option.name, least), least)
         if not filt.options:
             need[None] = 0
-        by_region = filt.regions is not None
+        by_region = by_region or filt.regions is not None
         index = self.fine if by_region else self.coarse
         for name, least in need.items():
             for count, by_vcpus in index.get(name, {}).items():
@@ -154,7 +155,7 @@ class OfferingIndex:
                             out.exclude(Stage.CPUS, group)
                         elif filt.clouds is not None and cloud not in filt.clouds:
                             out.exclude(Stage.CLOUDS, group)
-                        elif by_region and place[1] not in filt.regions:  # type: ignore[operator]
+                        elif filt.regions is not None and place[1] not in filt.regions:
                             out.exclude(Stage.REGIONS, group)
                         elif filt.launchable is not None and cloud not in filt.launchable:
                             out.exclude(Stage.LAUNCHABLE, group)
@@ -163,6 +164,7 @@ class OfferingIndex:
                         else:
                             chosen.append(group)
         chosen = [g for g in chosen if g]
+        out.groups = chosen
         out.size = sum(len(g) for g in chosen)
         if len(chosen) == 1:
             out.stream = iter(chosen[0])
@@ -175,6 +177,7 @@ class OfferingIndex:
 class JobOfferings:
     stream: Iterator[Offering]  # cheapest per node first
     size: int
+    groups: list[list[Offering]] = field(default_factory=list)  # each cheapest first
     excluded: dict[Stage, tuple[int, Offering]] = field(default_factory=dict)
 
     def exclude(self, stage: Stage, group: list[Offering]) -> None:

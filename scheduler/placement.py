@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -246,8 +246,36 @@ def plan(
     estimate = RunEstimator(job, params)
     run_fails: dict[tuple[bool, float, float], Stage] = {}  # wall-time checks, per run key
     stages = _Stages()
-    offered = index.for_job(filt)
-    pool, pool_size = offered.stream, offered.size
+    prune = keep > 0 and isinstance(commitments, NoCommitments)
+    boots = [*params.boot_hours.values(), params.tpu_boot_hours, params.other_boot_hours]
+    floor = job.num_nodes * (job.work_hours + min(boots))
+    data_floor = prune and pricer.moves_anything
+    offered = index.for_job(filt, by_region=data_floor)
+    pool_size = offered.size
+    io_floor: dict[tuple[str, str], float] = {}
+
+    def data_at_least(o: Offering) -> float:
+        """What the data moves cost in o's region before any checkpoint traffic: a
+        lower bound of its egress (later moves only climb the same tiers)."""
+        where = (o.cloud, o.region)
+        usd = io_floor.get(where)
+        if usd is None:
+            try:
+                usd = pricer.price(o.cloud, o.region, checkpoint_writes=0, migrations=0).usd
+            except UnknownRegionError:
+                usd = 0.0
+            io_floor[where] = usd
+        return usd
+
+    def at_least(o: Offering) -> float:
+        """A lower bound of o's total, and the order offerings are read in: within a
+        group (one region) it grows with the price, so a merged stream is sorted by it."""
+        return o.price_per_hour * floor + (data_at_least(o) if data_floor else 0.0)
+
+    if data_floor and len(offered.groups) > 1:
+        pool: Iterator[Offering] = heapq.merge(*offered.groups, key=at_least)
+    else:
+        pool = offered.stream
     for stage, (count, cheapest) in offered.excluded.items():
         stages.reject(stage, cheapest.price_per_hour, cheapest, "", count)
     outside = len(index) - pool_size - offered.excluded_count
@@ -260,34 +288,31 @@ def plan(
     )
     hours_left = ctx.hours_left
     candidates: list[_Candidate] = []
-    # Offerings come cheapest first, and no part of the cost is negative unless a
-    # commitment gives credit. A plan keeps the cheapest placement of each of the `keep`
-    # cheapest groups (see diverse()), so once price x nodes x (work + boot) alone exceeds
-    # the keep-th lowest group minimum, no later offering can enter it: not costed.
-    prune = keep > 0 and isinstance(commitments, NoCommitments)
+    # Offerings come in order of a lower bound of their total (price x nodes x (work +
+    # boot), plus the data moves of their region), and no part of the cost is negative
+    # unless a commitment gives credit. A plan keeps the cheapest placement of each of the
+    # `keep` cheapest groups (see diverse()), so once the bound exceeds the keep-th lowest
+    # group minimum, no later offering can enter it: not costed.
     group_min: dict[tuple[str, str, str, MarketKind], float] = {}
     threshold = math.inf  # recomputed now and then: it only falls, so a stale one is safe
     since_threshold = 0
-    boots = [*params.boot_hours.values(), params.tpu_boot_hours, params.other_boot_hours]
-    floor = job.num_nodes * (job.work_hours + min(boots))
-    ceiling = math.inf  # $/h per node above which max_total_cost cannot be met
-    if prune and budget is not None and floor > 0:
-        ceiling = budget / floor
+    budget_floor = budget if prune and budget is not None else math.inf
     examined = 0  # costed or ruled out; the rest were never looked at
     pruned = 0  # looked at, but dearer than the kept placements before data is priced
     for o in pool:
-        if o.price_per_hour * floor > threshold:
+        least = at_least(o)
+        if least > threshold:
             break
         examined += 1
         fit = filt.check(o)
         if isinstance(fit, Stage):
             stages.reject(fit, o.price_per_hour, o, "")
             continue
-        if o.price_per_hour > ceiling:
-            # price x nodes x (work + boot) alone is over max_total_cost, so it fails there,
-            # and once it is also over the nearest miss's total it cannot be the nearest.
+        if least > budget_floor:
+            # Its lower bound alone is over max_total_cost, so it fails there, and once it
+            # is also over the nearest miss's total it cannot be the nearest.
             nearest = stages.nearest.get(Stage.MAX_TOTAL)
-            if nearest is not None and o.price_per_hour * floor > nearest[0]:
+            if nearest is not None and least > nearest[0]:
                 if filt.only_group_checks:  # the rest pass every check before this one
                     stages.reject(Stage.MAX_TOTAL, math.inf, o, None, pool_size - examined + 1)
                     examined = pool_size
@@ -296,7 +321,7 @@ def plan(
                 continue
         if threshold < math.inf:
             bound = o.price_per_hour * job.num_nodes * (job.work_hours + params.boot(o))
-            if bound > threshold:
+            if bound + (data_at_least(o) if data_floor else 0.0) > threshold:
                 pruned += 1  # dearer than every kept placement before any extra cost
                 continue
         run_key = estimate.key(o)
