@@ -266,8 +266,43 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+POOL_PREFIX = "sched-pool-"
+"""A Ray node started with the custom resource ``sched-pool-NAME`` is offered as pool NAME:
+its own zone, so it can be chosen, lost and blocked like a cloud zone."""
+
+
+class RayNode(BaseModel):
+    node_id: str
+    alive: bool
+    pools: list[str]
+    cpus: float
+    memory_gb: float
+
+
+def ray_nodes(address: str) -> list[RayNode]:
+    """The cluster's nodes through Ray's state API (the dashboard's HTTP endpoint)."""
+    from ray.util.state import list_nodes
+
+    nodes = []
+    for n in list_nodes(address=address, detail=True, raise_on_missing_output=False):
+        resources = n.resources_total or {}
+        nodes.append(
+            RayNode(
+                node_id=n.node_id,
+                alive=n.state == "ALIVE",
+                pools=sorted(
+                    k.removeprefix(POOL_PREFIX) for k in resources if k.startswith(POOL_PREFIX)
+                ),
+                cpus=float(resources.get("CPU", 0.0)),
+                memory_gb=float(resources.get("memory", 0.0)) / 1e9,
+            )
+        )
+    return nodes
+
+
 class LocalProvider:
-    """This host, offered at a configured price (default $0/h) as one on-demand node."""
+    """This host, offered at a configured price (default $0/h) as one on-demand node, and
+    each labelled node of the local Ray cluster as a pool of its own."""
 
     name = "local"
 
@@ -289,22 +324,62 @@ class LocalProvider:
             else None
         )
         shape = f"local-{m.vcpus}cpu" + (f"-{m.gpu_count}x{m.gpu_name}" if accel else "")
-        return [
-            Offering(
-                cloud="local",
-                region="local",
-                zone=m.hostname,
-                instance_type=shape,
-                accelerators=accel,
-                vcpus=m.vcpus,
-                memory_gb=m.memory_gb,
-                market=MarketKind.ON_DEMAND,
-                price_per_hour=self.price_per_hour,
-                as_of=now,
-                price_source=PriceSource.CONFIGURED,
-                max_nodes=1,
-            )
-        ]
+        machine = Offering(
+            cloud="local",
+            region="local",
+            zone=m.hostname,
+            instance_type=shape,
+            accelerators=accel,
+            vcpus=m.vcpus,
+            memory_gb=m.memory_gb,
+            market=MarketKind.ON_DEMAND,
+            price_per_hour=self.price_per_hour,
+            as_of=now,
+            price_source=PriceSource.CONFIGURED,
+            max_nodes=1,
+        )
+        return [machine, *self._pool_offerings(now)]
+
+    def _pool_offerings(self, now: datetime) -> list[Offering]:
+        """One offering per labelled, live node; none when the cluster is not up."""
+        if not self.cluster.is_up():
+            return []
+        offerings = []
+        for node in ray_nodes(self.cluster.address):
+            if not node.alive:
+                continue
+            for pool in node.pools:
+                offerings.append(
+                    Offering(
+                        cloud="local",
+                        region="local",
+                        zone=pool,
+                        instance_type=f"ray-node-{pool}",
+                        vcpus=max(node.cpus, 1.0),
+                        memory_gb=max(node.memory_gb, 0.1),
+                        market=MarketKind.ON_DEMAND,
+                        price_per_hour=self.price_per_hour,
+                        as_of=now,
+                        price_source=PriceSource.CONFIGURED,
+                        source_detail=f"ray node {node.node_id}",
+                        max_nodes=1,
+                    )
+                )
+        return offerings
+
+    def entrypoint_resources(self, offering: Offering) -> dict[str, float]:
+        """Pins the job's entrypoint to its pool's node (a sliver of the pool resource)."""
+        if offering.instance_type.startswith("ray-node-"):
+            return {f"{POOL_PREFIX}{offering.zone}": 0.001}
+        return {}
+
+    def node_lost(self, offering: Offering) -> bool:
+        """Whether the pool the offering names has no live node left: the job under it
+        was preempted, not failed."""
+        if not offering.instance_type.startswith("ray-node-"):
+            return False
+        nodes = ray_nodes(self.cluster.address)
+        return not any(n.alive and offering.zone in n.pools for n in nodes)
 
     def ensure_cluster(self, offering: Offering, num_nodes: int) -> str:
         if num_nodes != 1:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from jobs.lifecycle import JobState
+from jobs.lifecycle import AttemptState, JobState
 from jobs.loading import SpecError, load_spec, parse_spec
 from jobs.spec import JobSpec
 from providers.base import Provider
@@ -31,7 +31,7 @@ from scheduler.controller import Controller
 from scheduler.placement import Plan
 from scheduler.price_query import PriceQuery, select_offerings
 from scheduler.pricebook import PriceBook, PriceView, Refresh
-from scheduler.ray_jobs import RayJobs
+from scheduler.ray_jobs import RayJobs, RayUnavailable
 from scheduler.records import AttemptRecord, EventRecord, JobRecord
 from scheduler.store import Store
 
@@ -320,7 +320,12 @@ class Scheduler:
         attempts = [a for a in self.attempts(job_id) if a.cluster_address]
         parts: list[str] = []
         for attempt in attempts:
-            text = RayJobs(attempt.cluster_address or "").logs(attempt.submission_id)
+            try:
+                text = RayJobs(attempt.cluster_address or "").logs(attempt.submission_id)
+            except RayUnavailable:
+                if attempt.state != AttemptState.PREEMPTED:
+                    raise
+                text = "(its output was lost with the node)\n"
             if len(attempts) > 1:
                 text = f"--- attempt {attempt.number} on {attempt.cloud} {attempt.zone} ---\n{text}"
             parts.append(text)

@@ -152,7 +152,16 @@ class Controller:
         if job.cancel_requested and not state.terminal:
             self._cancel(job)
             return
-        if state is JobState.PENDING:
+        if state is JobState.PREEMPTED:
+            job = self.store.transition(
+                job.id,
+                JobState.MIGRATING,
+                at=self.clock(),
+                expect=[JobState.PREEMPTED],
+                reason="re-planning without the pool that preempted it",
+            )
+            state = JobState(job.state)
+        if state in (JobState.PENDING, JobState.MIGRATING):
             job = self._place(job)
             state = JobState(job.state)
         if state is JobState.PLACED:
@@ -173,12 +182,13 @@ class Controller:
             spec, job.deadline_at, launchable_only=True, attempts=self.store.attempts(job.id)
         )
         now = self.clock()
+        waiting = [JobState.PENDING, JobState.MIGRATING]
         if not result.placements:
             return self.store.transition(
                 job.id,
                 JobState.FAILED,
                 at=now,
-                expect=[JobState.PENDING],
+                expect=waiting,
                 reason=f"no feasible placement: {result.why_none()}",
                 job_updates={"message": f"no feasible placement: {result.why_none()}"},
             )
@@ -203,7 +213,7 @@ class Controller:
             job.id,
             JobState.PLACED,
             at=now,
-            expect=[JobState.PENDING],
+            expect=waiting,
             reason=_explain(best, result),
             new_attempt=attempt,
         )
@@ -239,6 +249,7 @@ class Controller:
                 num_cpus=spec.resources.cpus,
                 num_gpus=_gpus(placement),
                 memory_bytes=_memory_bytes(spec),
+                resources=_entrypoint_resources(provider, placement),
                 metadata={"sched_job_id": str(job.id), "sched_attempt": str(attempt.number)},
             )
         except RayUnavailable as exc:
@@ -298,6 +309,9 @@ class Controller:
             return
         if not status.state.finished:
             return
+        if status.state is AttemptState.FAILED and self._node_lost(attempt):
+            self._preempted(job, attempt, status.message)
+            return
         final = {
             AttemptState.SUCCEEDED: JobState.SUCCEEDED,
             AttemptState.FAILED: JobState.FAILED,
@@ -328,6 +342,36 @@ class Controller:
                 "ended_at": now,
                 "exit_code": status.exit_code,
                 "message": ray_message,
+                "cost": cost,
+            },
+        )
+
+    def _node_lost(self, attempt: AttemptRecord) -> bool:
+        """Whether the machine under a failed attempt is gone (a preemption, not a bug)."""
+        placement = Placement.model_validate_json(attempt.placement_json)
+        provider = self.providers.get(placement.offering.cloud)
+        check = getattr(provider, "node_lost", None)
+        return bool(check is not None and check(placement.offering))
+
+    def _preempted(self, job: JobRecord, attempt: AttemptRecord, ray_message: str) -> None:
+        """Record the loss; the next step re-plans without that pool and resumes the job
+        from its last checkpoint."""
+        assert job.id is not None
+        now = self.clock()
+        cost = attempt_cost(attempt, now)
+        placement = Placement.model_validate_json(attempt.placement_json)
+        first_line = ray_message.strip().splitlines()[0] if ray_message.strip() else ""
+        self.store.transition(
+            job.id,
+            JobState.PREEMPTED,
+            at=now,
+            expect=_ACTIVE,
+            reason=f"lost {placement.describe()} (pool {placement.offering.pool}): {first_line}",
+            job_updates={"interruptions": job.interruptions + 1, "cost": job.cost + cost},
+            attempt_updates={
+                "state": AttemptState.PREEMPTED,
+                "ended_at": now,
+                "message": "node lost",
                 "cost": cost,
             },
         )
@@ -410,6 +454,11 @@ def _explain(best: Placement, result: Plan) -> str:
     if len(result.placements) > 1:
         return f"{line}; {why_first(best, result.placements[1])}"
     return f"{line}; the only feasible placement of {result.considered} offerings"
+
+
+def _entrypoint_resources(provider: Provider, placement: Placement) -> dict[str, float] | None:
+    pin = getattr(provider, "entrypoint_resources", None)
+    return pin(placement.offering) if pin is not None else None
 
 
 def _gpus(placement: Placement) -> int | None:

@@ -72,6 +72,7 @@ class RayJobs:
         num_cpus: float | None = None,
         num_gpus: float | None = None,
         memory_bytes: int | None = None,
+        resources: dict[str, float] | None = None,
         metadata: dict[str, str] | None = None,
     ) -> None:
         """Submit once: a retry with the same id finds the existing job instead of a second."""
@@ -85,6 +86,8 @@ class RayJobs:
             kwargs["entrypoint_num_gpus"] = num_gpus
         if memory_bytes:
             kwargs["entrypoint_memory"] = memory_bytes
+        if resources:
+            kwargs["entrypoint_resources"] = resources
         # A freshly started head answers HTTP before its job agent is ready; that
         # error is transient, so retry it for a while rather than fail the job.
         deadline = time.monotonic() + self.agent_wait_s

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from providers.local import LocalMachine, LocalProvider, jobs_api_answers
+from providers.local import ExistingRayCluster, LocalMachine, LocalProvider, jobs_api_answers
 from scheduler.api import utc_now
 from tests.conftest import SCHED, Cli, RayTestCluster, free_port
 
@@ -89,7 +89,8 @@ def test_local_provider_offers_this_machine_at_its_configured_price() -> None:
     machine = LocalMachine(
         hostname="box", vcpus=8, memory_gb=32, gpu_name="L4", gpu_count=2, gpu_memory_gb=24
     )
-    provider = LocalProvider(cluster=None, machine=machine, price_per_hour=1.25)  # type: ignore[arg-type]
+    nothing_there = ExistingRayCluster(f"http://127.0.0.1:{free_port()}")  # no pools to list
+    provider = LocalProvider(cluster=nothing_there, machine=machine, price_per_hour=1.25)
     (offering,) = provider.offerings(utc_now())
     assert offering.instance_type == "local-8cpu-2xL4"
     assert offering.price_per_hour == 1.25

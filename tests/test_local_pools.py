@@ -1,0 +1,138 @@
+"""Losing a node under a running job: detected, the pool blocked, the job resumed elsewhere.
+
+A real multi-node Ray cluster on this machine (Ray's own test harness starts the head and
+two worker nodes as separate processes); each worker carries a `sched-pool-NAME` resource,
+so sched offers it as a pool of its own. Killing pool a's node with the job on it is the
+local stand-in for a spot preemption.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.lifecycle import JobState
+from providers.local import jobs_api_answers
+from scheduler.api import Scheduler
+from scheduler.config import load_settings
+from tests.conftest import free_port
+
+STEPS = """
+import json, os, pathlib, time
+ck = pathlib.Path(os.environ["SCHED_CHECKPOINT_DIR"]) / "step.json"
+start = json.loads(ck.read_text())["step"] if os.environ.get("SCHED_RESUME_FROM") else 0
+print(f"attempt {os.environ['SCHED_ATTEMPT']} starts at step {start}", flush=True)
+for step in range(start, 14):
+    time.sleep(0.5)
+    print(f"step {step}", flush=True)
+    ck.write_text(json.dumps({"step": step + 1}))
+"""
+
+FAST_HEALTH_CHECKS = {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_failure_threshold": "3",
+    "RAY_health_check_timeout_ms": "1000",
+}
+
+
+@pytest.fixture(scope="module")
+def pools() -> Iterator[tuple[Any, dict[str, Any], str]]:
+    from ray.cluster_utils import Cluster
+
+    saved = {k: os.environ.get(k) for k in FAST_HEALTH_CHECKS}
+    os.environ.update(FAST_HEALTH_CHECKS)
+    port = free_port()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "include_dashboard": True,
+            "dashboard_host": "127.0.0.1",
+            "dashboard_port": port,
+        },
+    )
+    try:
+        nodes = {p: cluster.add_node(num_cpus=1, resources={f"sched-pool-{p}": 1}) for p in "ab"}
+        address = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while not jobs_api_answers(address) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        yield cluster, nodes, address
+    finally:
+        cluster.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_losing_a_pool_node_migrates_the_job_and_resumes_it(
+    pools: tuple[Any, dict[str, Any], str], tmp_path: Path
+) -> None:
+    cluster, nodes, address = pools
+    settings = load_settings(
+        {
+            "SCHED_HOME": str(tmp_path / "home"),
+            "SCHED_POLL_INTERVAL": "0.2",
+            "SCHED_RAY_ADDRESS": address,
+            "SCHED_LOCAL_PRICE_PER_HOUR": "3.6",
+        }
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "steps.py").write_text(STEPS)
+    s = Scheduler(settings)
+    spec = {
+        "name": "pools",
+        "run": "python steps.py",
+        "workdir": str(work),
+        "checkpoint": {"write_seconds": 1},
+        "constraints": {"zones": ["a", "b"]},
+    }
+    job = s.submit(spec)
+    first = s.attempts(job.id)[0]
+    assert (first.zone, first.instance_type) == ("a", "ray-node-a")
+    progress = settings.checkpoint_root / f"job-{job.id}" / "step.json"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        s.reconcile([job.id])
+        if progress.exists() and json.loads(progress.read_text())["step"] >= 3:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the job made no progress on pool a: {s.logs(job.id)}")
+    cluster.remove_node(nodes["a"], allow_graceful=False)
+    assert job.wait(timeout=120) is JobState.SUCCEEDED, s.get(job.id).message
+    attempts = s.attempts(job.id)
+    assert [(a.zone, a.state) for a in attempts] == [("a", "PREEMPTED"), ("b", "SUCCEEDED")]
+    assert all(a.cost > 0 for a in attempts)  # $3.60/h for the time each attempt ran
+    view = s.get(job.id)
+    assert view.interruptions == 1
+    assert view.cost == pytest.approx(sum(a.cost for a in attempts))
+    states = [e.to_state for e in s.events(job.id)]
+    assert states[states.index("PREEMPTED") :] == [
+        "PREEMPTED",
+        "MIGRATING",
+        "PLACED",
+        "PROVISIONING",
+        "RUNNING",
+        "SUCCEEDED",
+    ]
+    placed_again = [e.reason for e in s.events(job.id) if e.to_state == "PLACED"][-1]
+    assert placed_again.startswith("placed on local b ray-node-b on-demand")
+    logs = s.logs(job.id)
+    second = logs.split("--- attempt 2")[1]
+    resumed = int(re.search(r"attempt 2 starts at step (\d+)", second).group(1))  # type: ignore[union-attr]
+    assert resumed >= 3
+    assert [int(n) for n in re.findall(r"^step (\d+)$", second, re.M)] == list(range(resumed, 14))
+    s.close()
