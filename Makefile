@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/submit_latency.py
 	$(BIN)/python benchmarks/placement.py
+	$(BIN)/python benchmarks/migration.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
