@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+from common import timed
 
 from providers.offering import Offering
 from providers.skypilot_catalog import load_skypilot_catalog
@@ -41,20 +40,6 @@ def h100_by_price(offerings: list[Offering]) -> list[Offering]:
         (o for o in offerings if o.accelerators and o.accelerators.name == "H100"),
         key=lambda o: o.price_per_hour,
     )
-
-
-def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return {
-        "runs": runs,
-        "median_s": round(statistics.median(times), 4),
-        "min_s": round(min(times), 4),
-        "max_s": round(max(times), 4),
-    }
 
 
 def cli_prices_h100() -> dict[str, float]:

@@ -13,16 +13,14 @@ the job is RUNNING on the second pool. Three figures per round, from the kill:
 from __future__ import annotations
 
 import json
-import os
-import socket
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import pool_cluster, summary
+
 from jobs.lifecycle import AttemptState, JobState
-from providers.local import jobs_api_answers
 from scheduler.api import Scheduler
 from scheduler.config import load_settings
 
@@ -37,27 +35,6 @@ for step in range(start, 1000):
     time.sleep(0.2)
     ck.write_text(json.dumps({"step": step + 1}))
 """
-ENV = {
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_health_check_period_ms": "1000",
-    "RAY_health_check_failure_threshold": "3",
-    "RAY_health_check_timeout_ms": "1000",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "median_s": round(statistics.median(values), 2),
-        "min_s": round(min(values), 2),
-        "max_s": round(max(values), 2),
-    }
 
 
 def one_round(s: Scheduler, cluster: object, work: Path, n: int) -> dict[str, float]:
@@ -108,34 +85,14 @@ def one_round(s: Scheduler, cluster: object, work: Path, n: int) -> dict[str, fl
 
 
 def main() -> None:
-    from ray.cluster_utils import Cluster
-
-    os.environ.update(ENV)
-    port = free_port()
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "include_dashboard": True,
-            "dashboard_host": "127.0.0.1",
-            "dashboard_port": port,
-        },
-    )
-    address = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            deadline = time.monotonic() + 60
-            while not jobs_api_answers(address) and time.monotonic() < deadline:
-                time.sleep(0.5)
-            settings = load_settings({"SCHED_HOME": f"{tmp}/home", "SCHED_RAY_ADDRESS": address})
-            work = Path(tmp) / "work"
-            work.mkdir()
-            (work / "steps.py").write_text(STEPS)
-            s = Scheduler(settings)
-            rounds = [one_round(s, cluster, work, n) for n in range(ROUNDS)]
-            s.close()
-        finally:
-            cluster.shutdown()
+    with tempfile.TemporaryDirectory() as tmp, pool_cluster() as (cluster, address):
+        settings = load_settings({"SCHED_HOME": f"{tmp}/home", "SCHED_RAY_ADDRESS": address})
+        work = Path(tmp) / "work"
+        work.mkdir()
+        (work / "steps.py").write_text(STEPS)
+        s = Scheduler(settings)
+        rounds = [one_round(s, cluster, work, n) for n in range(ROUNDS)]
+        s.close()
     results = {
         "rounds": ROUNDS,
         "detected": summary([r["detected_s"] for r in rounds]),

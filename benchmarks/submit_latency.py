@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import free_port, summary
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from jobs.lifecycle import JobState
@@ -25,20 +24,6 @@ from scheduler.config import load_settings
 
 JOBS = 10
 OUT = Path(__file__).parent / "results" / "submit_latency.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "median_s": round(statistics.median(values), 3),
-        "min_s": round(min(values), 3),
-        "max_s": round(max(values), 3),
-    }
 
 
 def main() -> None:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from scheduler.cli_views import console, money, plan_json, plan_table, price_json, price_table
 
+if TYPE_CHECKING:
     from scheduler.api import JobView, Scheduler
-    from scheduler.placement import Plan
+    from scheduler.pricebook import Refresh
 
 app = typer.Typer(
     name="sched",
@@ -34,6 +34,15 @@ EXIT_JOB_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+RefreshOption = Annotated[bool, typer.Option("--refresh", help="Fetch live prices first.")]
+OfflineOption = Annotated[
+    bool, typer.Option("--offline", help="No network: cached and snapshot prices.")
+]
+CatalogOption = Annotated[
+    list[Path] | None, typer.Option(help="A SkyPilot vms.csv to price with (repeatable).")
+]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -71,6 +80,14 @@ def _errors_as_exit_codes(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _refresh_mode(refresh: bool, offline: bool) -> Refresh:
+    from scheduler.pricebook import Refresh
+
+    if refresh and offline:
+        raise _fail("--refresh and --offline exclude each other", EXIT_BAD_INPUT)
+    return Refresh.FORCE if refresh else Refresh.NEVER if offline else Refresh.AUTO
+
+
 def _scheduler(catalogs: list[Path] | None = None) -> Scheduler:
     from scheduler.api import Scheduler
 
@@ -83,17 +100,6 @@ def _scheduler(catalogs: list[Path] | None = None) -> Scheduler:
     if missing:
         raise _fail(f"{missing[0]}: --catalog: no such file", EXIT_BAD_INPUT)
     return Scheduler(settings.model_copy(update={"catalogs": [*settings.catalogs, *catalogs]}))
-
-
-def _console() -> Console:
-    """A terminal gets its own width; a pipe or a log gets whole rows, never '…'."""
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=240)
-
-
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
 
 
 def _job_table(views: list[JobView]) -> None:
@@ -110,12 +116,12 @@ def _job_table(views: list[JobView]) -> None:
             v.state.value,
             where,
             v.market or "-",
-            _money(v.price_per_hour),
-            _money(v.cost),
+            money(v.price_per_hour),
+            money(v.cost),
             "-" if v.exit_code is None else str(v.exit_code),
             v.submitted_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
-    _console().print(table)
+    console().print(table)
 
 
 def _print_json(data: Any) -> None:
@@ -146,7 +152,7 @@ def submit(
         final = s.wait(job.id, on_change=lambda v: typer.echo(_progress_line(v), err=True))
     view = s.get(job.id, refresh=False)
     typer.echo(
-        f"job {view.id} {final.value}: cost {_money(view.cost)}"
+        f"job {view.id} {final.value}: cost {money(view.cost)}"
         + (f", exit code {view.exit_code}" if view.exit_code is not None else ""),
         err=True,
     )
@@ -163,7 +169,7 @@ def _progress_line(view: JobView) -> str:
 @_errors_as_exit_codes
 def status(
     job: Annotated[int | None, typer.Argument(help="Job id; omit for recent jobs.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show one job in detail, or the recent ones."""
     s = _scheduler()
@@ -199,14 +205,14 @@ def _attempt_table(attempts: list[Any]) -> None:
             f"{a.cloud} {a.zone} {a.instance_type}"
             + (f" x{a.num_nodes}" if a.num_nodes > 1 else ""),
             a.market,
-            _money(a.price_per_hour * a.num_nodes),
+            money(a.price_per_hour * a.num_nodes),
             f"{a.started_at:%Y-%m-%d %H:%M:%S}" if a.started_at else "-",
             f"{a.ended_at:%Y-%m-%d %H:%M:%S}" if a.ended_at else "-",
             a.state + (f": {a.message}" if a.message else ""),
             "-" if a.exit_code is None else str(a.exit_code),
-            _money(a.cost),
+            money(a.cost),
         )
-    _console().print(table)
+    console().print(table)
 
 
 def _print_events(events: list[Any]) -> None:
@@ -218,7 +224,7 @@ def _print_events(events: list[Any]) -> None:
 @_errors_as_exit_codes
 def events(
     job: Annotated[int, typer.Argument(help="Job id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Every state transition of a job, oldest first, with its reason."""
     s = _scheduler()
@@ -242,7 +248,7 @@ def _list(s: Scheduler, as_json: bool, limit: int | None) -> None:
 @app.command("list")
 @_errors_as_exit_codes
 def list_jobs(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many jobs.")] = 50,
 ) -> None:
     """List jobs, newest first."""
@@ -278,113 +284,29 @@ def cancel(job: Annotated[int, typer.Argument(help="Job id.")]) -> None:
 def plan(
     file: Annotated[Path, typer.Argument(help="Job spec (YAML).")],
     top: Annotated[int, typer.Option("--top", "-n", min=1, help="Placements to show.")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch live prices first.")] = False,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="No network: cached and snapshot prices.")
-    ] = False,
-    catalog: Annotated[
-        list[Path] | None, typer.Option(help="A SkyPilot vms.csv to plan against (repeatable).")
-    ] = None,
+    as_json: JsonOption = False,
+    refresh: RefreshOption = False,
+    offline: OfflineOption = False,
+    catalog: CatalogOption = None,
 ) -> None:
     """Where the job would run, what it is expected to cost, and why; stores nothing.
 
     Exit 2 when no placement meets the spec's constraints, naming the one that removed
     the last candidates and the nearest miss.
     """
-    from scheduler.pricebook import Refresh
 
-    if refresh and offline:
-        raise _fail("--refresh and --offline exclude each other", EXIT_BAD_INPUT)
+    mode = _refresh_mode(refresh, offline)
     s = _scheduler(catalog)
-    mode = Refresh.FORCE if refresh else Refresh.NEVER if offline else Refresh.AUTO
     result = s.plan(file, refresh=mode)
     launchable = set(s.providers)
     if as_json:
-        _print_json(_plan_json(result, top, launchable))
+        _print_json(plan_json(result, top, launchable))
     else:
-        _plan_table(result, top, launchable)
+        plan_table(result, top, launchable)
     if not result.placements:
         if as_json:
             typer.echo(f"error: no feasible placement: {result.why_none()}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
-
-
-def _plan_json(result: Plan, top: int, launchable: set[str]) -> dict[str, Any]:
-    from scheduler.explain import why_first
-
-    shown = result.placements[:top]
-    return {
-        "placements": [
-            {
-                "rank": i,
-                **p.model_dump(mode="json"),
-                "price_per_hour": p.price_per_hour,
-                "total": p.cost.total,
-                "launchable": p.offering.cloud in launchable,
-            }
-            for i, p in enumerate(shown, start=1)
-        ],
-        "why": why_first(shown[0], shown[1]) if len(shown) > 1 else None,
-        "feasible": result.feasible,
-        "considered": result.considered,
-        "funnel": [f.model_dump(mode="json") for f in result.funnel],
-        "error": None if result.placements else f"no feasible placement: {result.why_none()}",
-    }
-
-
-def _plan_table(result: Plan, top: int, launchable: set[str]) -> None:
-    from rich.table import Table
-
-    from scheduler.explain import why_first
-
-    console = _console()
-    if not result.placements:
-        typer.echo(f"error: no feasible placement: {result.why_none()}", err=True)
-        typer.echo(result.funnel_text(), err=True)
-        return
-    shown = result.placements[:top]
-    credit = any(p.cost.credit for p in shown)
-    table = Table(box=None, header_style="bold")
-    columns = ["#", "CLOUD", "REGION/ZONE", "TYPE", "MARKET", "$/H", "HOURS", "INTR"]
-    columns += ["COMPUTE", "PREEMPT", "EGRESS", *(["CREDIT"] if credit else []), "TOTAL"]
-    for column in columns:
-        table.add_column(column, justify="right" if column[0] in "$HICPET" else "left")
-    for i, p in enumerate(shown, start=1):
-        o = p.offering
-        row = [
-            str(i),
-            o.cloud,
-            o.zone if o.cloud == "local" else f"{o.region}/{o.zone}",
-            o.shape,
-            o.market.value,
-            _money(p.price_per_hour),
-            f"{p.expected_hours:,.2f}",
-            f"{p.interruptions:.2f}" if p.spot is not None else "-",
-            _money(p.cost.compute),
-            _money(p.cost.preemption),
-            _money(p.cost.egress),
-            *([_money(-p.cost.credit)] if credit else []),
-            _money(p.cost.total),
-        ]
-        table.add_row(*row)
-    console.print(table)
-    if len(shown) > 1:
-        console.print(why_first(shown[0], shown[1]), soft_wrap=True)
-    best = shown[0]
-    if best.spot is not None and best.spot.checkpoint_interval_hours:
-        console.print(
-            f"#1 checkpoints every {best.spot.checkpoint_interval_hours * 60:,.0f} min"
-            f" (Daly), restarts in {best.restart_hours * 60:,.0f} min",
-            soft_wrap=True,
-        )
-    console.print(result.funnel_text(), soft_wrap=True)
-    if best.offering.cloud not in launchable:
-        typer.echo(
-            f"note: sched cannot launch on {best.offering.cloud} from here yet;"
-            " submit places the job among: " + ", ".join(sorted(launchable)),
-            err=True,
-        )
 
 
 @app.command()
@@ -396,29 +318,23 @@ def prices(
     region: Annotated[list[str] | None, typer.Option(help="Region (repeatable).")] = None,
     spot: Annotated[bool, typer.Option("--spot", help="Spot prices only.")] = False,
     on_demand: Annotated[bool, typer.Option("--on-demand", help="On-demand only.")] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch live prices now.")] = False,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="No network: cached and snapshot prices.")
-    ] = False,
-    catalog: Annotated[
-        list[Path] | None, typer.Option(help="A SkyPilot vms.csv to load (repeatable).")
-    ] = None,
+    refresh: RefreshOption = False,
+    offline: OfflineOption = False,
+    catalog: CatalogOption = None,
     history: Annotated[
         str | None, typer.Option(help="Spot price history of this instance type, by zone.")
     ] = None,
     days: Annotated[float, typer.Option(min=0, help="History window in days.")] = 7,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows to show.")] = 30,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Live spot and on-demand prices per zone, cheapest first, with how fresh each is."""
     from providers.offering import MarketKind
     from scheduler.price_query import PriceQuery
-    from scheduler.pricebook import Refresh
 
     if spot and on_demand:
         raise _fail("--spot and --on-demand exclude each other", EXIT_BAD_INPUT)
-    if refresh and offline:
-        raise _fail("--refresh and --offline exclude each other", EXIT_BAD_INPUT)
+    mode = _refresh_mode(refresh, offline)
     for c in cloud or []:
         if c not in ("aws", "gcp"):
             raise _fail(f"--cloud: unknown cloud {c!r} (known: aws, gcp)", EXIT_BAD_INPUT)
@@ -428,19 +344,18 @@ def prices(
         return
     market = MarketKind.SPOT if spot else MarketKind.ON_DEMAND if on_demand else None
     query = PriceQuery(gpu=gpu, tpu=tpu, clouds=cloud or None, regions=region, market=market)
-    mode = Refresh.FORCE if refresh else Refresh.NEVER if offline else Refresh.AUTO
     view = s.prices(query, refresh=mode)
     if as_json:
         _print_json(
             {
-                "offerings": [_price_json(o) for o in view.offerings[:limit]],
+                "offerings": [price_json(o) for o in view.offerings[:limit]],
                 "matched": len(view.offerings),
                 "notes": view.notes,
                 "refreshed": [r.model_dump() for r in view.reports],
             }
         )
     else:
-        _price_table(view.offerings[:limit], len(view.offerings), s.clock())
+        price_table(view.offerings[:limit], len(view.offerings), s.clock())
         for note in view.notes:
             typer.echo(note, err=True)
     failed = [r for r in view.reports if not r.ok]
@@ -448,58 +363,6 @@ def prices(
         typer.echo(f"warning: {r.feed}: live prices not fetched: {r.error}", err=True)
     if refresh and failed:
         raise typer.Exit(EXIT_JOB_FAILED)
-
-
-def _price_json(o: Any) -> dict[str, Any]:
-    from scheduler.price_query import price_per_device_hour
-
-    return {**o.model_dump(mode="json"), "price_per_device_hour": price_per_device_hour(o)}
-
-
-def _age(when: Any, now: Any) -> str:
-    seconds = (now - when).total_seconds()
-    if seconds < 3600:
-        return f"{max(seconds, 0) / 60:.0f}m ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f}h ago"
-    return when.date().isoformat()
-
-
-def _price_table(offerings: list[Any], matched: int, now: Any) -> None:
-    from rich.table import Table
-
-    from scheduler.price_query import price_per_device_hour
-
-    console = _console()
-    if not offerings:
-        console.print("no offering matches")
-        return
-    table = Table(box=None, header_style="bold")
-    columns = ("CLOUD", "REGION", "ZONE", "TYPE", "ACCELERATORS", "MARKET", "$/H", "$/DEV-H")
-    for column in (*columns, "INTERRUPT/H", "AS OF", "SOURCE"):
-        table.add_column(column)
-    for o in offerings:
-        a = o.accelerators
-        per_device = price_per_device_hour(o)
-        rate = "-" if o.market.value == "on_demand" else f"{o.interruption_rate:.4f}"
-        if o.market.value == "spot" and o.interruption_source.value != "none":
-            rate += f" ({o.interruption_source.value.split('_')[0]})"
-        table.add_row(
-            o.cloud,
-            o.region,
-            o.zone,
-            o.instance_type,
-            "-" if a is None else (a.name if a.name.startswith("tpu-") else f"{a.name}:{a.count}"),
-            o.market.value,
-            f"${o.price_per_hour:,.4f}",
-            "-" if per_device is None else f"${per_device:,.4f}",
-            rate,
-            _age(o.as_of, now),
-            o.price_source.value,
-        )
-    console.print(table)
-    if matched > len(offerings):
-        console.print(f"{matched - len(offerings)} more; use --limit to see them")
 
 
 def _spot_history(s: Scheduler, instance_type: str, days: float, as_json: bool) -> None:
@@ -534,7 +397,7 @@ def _spot_history(s: Scheduler, instance_type: str, days: float, as_json: bool) 
             f"${max(prices):.4f}",
             f"${prices[-1]:.4f}",
         )
-    _console().print(table)
+    console().print(table)
 
 
 @app.command()

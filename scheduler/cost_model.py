@@ -104,24 +104,7 @@ class Estimate:
 
 def run_estimate(offering: Offering, job: JobFigures, params: CostParams) -> Estimate:
     """Wall time and compute/preemption dollars; data and credit are added by the caller."""
-    price = offering.price_per_hour * job.num_nodes
-    boot = params.boot(offering)
-    restart = params.restart(offering, job.checkpoint_gb)
-    w = job.work_hours
-    if offering.market is not MarketKind.SPOT:
-        return Estimate(
-            wall_hours=w + boot, boot_hours=boot, restart_hours=restart, compute=price * (w + boot)
-        )
-    rate = offering.interruption_rate * job.num_nodes
-    spot = spot_estimate(w, rate, restart, job.checkpoint_hours)
-    return Estimate(
-        wall_hours=spot.wall_hours + boot,
-        boot_hours=boot,
-        restart_hours=restart,
-        compute=price * (w + boot),
-        preemption=price * spot.overhead_hours,
-        spot=spot,
-    )
+    return RunEstimator(job, params)(offering)
 
 
 class RunEstimator:
@@ -147,7 +130,7 @@ class RunEstimator:
         run = self._runs.get(key)
         if run is None:
             spot, _, boot = key
-            restart = boot + job.checkpoint_gb / self.params.restore_gb_per_hour
+            restart = self.params.restart(offering, job.checkpoint_gb)
             estimate = None
             if spot:
                 rate = offering.interruption_rate * job.num_nodes

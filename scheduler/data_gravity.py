@@ -39,9 +39,6 @@ class DataCost:
     def __post_init__(self) -> None:
         object.__setattr__(self, "usd", sum(m.usd for m in self.moves))
 
-    def largest(self) -> DataMove | None:
-        return max(self.moves, key=lambda m: m.usd, default=None)
-
 
 NO_DATA = DataCost()
 

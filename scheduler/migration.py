@@ -17,6 +17,7 @@ from jobs.spec import JobSpec
 from providers.network import Location
 from scheduler.constraints import PlanContext
 from scheduler.data_gravity import checkpoint_location
+from scheduler.placement import Placement
 
 
 class PastAttempt(Protocol):
@@ -34,8 +35,6 @@ class PastAttempt(Protocol):
 
 def attempt_pool(a: PastAttempt) -> str:
     """The pool an attempt ran in, spelt as Offering.pool spells it."""
-    from scheduler.placement import Placement
-
     try:
         return Placement.model_validate_json(a.placement_json).offering.pool
     except ValueError:

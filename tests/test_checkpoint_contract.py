@@ -10,9 +10,10 @@ import pytest
 from jobs.loading import parse_spec
 from jobs.spec import JobSpec
 from providers.network import load_network_prices
-from providers.offering import MarketKind, OfferedAccelerator, Offering, PriceSource
+from providers.offering import MarketKind, Offering
 from scheduler.controller import checkpoint_interval_s
 from scheduler.placement import plan
+from tests.offerings import offering
 
 NET = load_network_prices()
 
@@ -22,19 +23,14 @@ def spec(**fields: Any) -> JobSpec:
 
 
 def a100(market: MarketKind, rate: float = 0.0) -> Offering:
-    return Offering(
-        cloud="aws",
-        region="us-east-1",
-        zone="us-east-1a",
+    return offering(
         instance_type="p4d.24xlarge",
-        accelerators=OfferedAccelerator(name="A100", count=8, memory_gb=40),
+        gpu=("A100", 8, 40),
         vcpus=96,
         memory_gb=1152,
         market=market,
-        price_per_hour=10.0,
-        interruption_rate=rate,
-        as_of=datetime(2026, 1, 1, tzinfo=UTC),
-        price_source=PriceSource.CONFIGURED,
+        price=10.0,
+        rate=rate,
     )
 
 

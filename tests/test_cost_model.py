@@ -15,7 +15,7 @@ import pytest
 from jobs.loading import parse_spec
 from jobs.spec import Checkpoint, Data, DataLocation, JobSpec
 from providers.network import Location, NetworkPrices, UnknownRegionError, load_network_prices
-from providers.offering import MarketKind, OfferedAccelerator, Offering, PriceSource
+from providers.offering import MarketKind, Offering
 from scheduler.cost_model import (
     CostParams,
     Estimate,
@@ -27,8 +27,8 @@ from scheduler.cost_model import (
 from scheduler.data_gravity import DataPricer
 from scheduler.explain import why_first
 from scheduler.placement import plan
+from tests.offerings import offering as make_offering
 
-AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 PARAMS = CostParams(boot_hours={"aws": 0.12, "gcp": 0.1}, restore_gb_per_hour=1800.0)
 """Boot 0.12 h on AWS, 0.1 h on GCP; checkpoints read back at 1800 GB/h (0.5 GB/s)."""
 
@@ -40,27 +40,16 @@ def network() -> NetworkPrices:
 
 def offering(
     *,
-    cloud: str = "aws",
     region: str = "us-east-1",
-    instance_type: str = "g4dn.xlarge",
     price: float = 3.0,
     market: MarketKind = MarketKind.ON_DEMAND,
     rate: float = 0.0,
+    **fields: Any,
 ) -> Offering:
-    return Offering(
-        cloud=cloud,
-        region=region,
-        zone=f"{region}a",
-        instance_type=instance_type,
-        accelerators=OfferedAccelerator(name="T4", count=1, memory_gb=16),
-        vcpus=4,
-        memory_gb=16,
-        market=market,
-        price_per_hour=price,
-        interruption_rate=rate,
-        as_of=AS_OF,
-        price_source=PriceSource.CONFIGURED,
-    )
+    """A g4dn.xlarge (one T4) unless told otherwise."""
+    fields.setdefault("instance_type", "g4dn.xlarge")
+    fields.setdefault("gpu", ("T4", 1, 16))
+    return make_offering(region=region, price=price, market=market, rate=rate, **fields)
 
 
 def spec(**fields: Any) -> JobSpec:

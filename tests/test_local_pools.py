@@ -9,7 +9,6 @@ local stand-in for a spot preemption.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -18,11 +17,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks.common import pool_cluster
 from jobs.lifecycle import JobState
-from providers.local import jobs_api_answers
 from scheduler.api import Scheduler
 from scheduler.config import load_settings
-from tests.conftest import free_port
 
 STEPS = """
 import json, os, pathlib, time
@@ -35,45 +33,12 @@ for step in range(start, 14):
     ck.write_text(json.dumps({"step": step + 1}))
 """
 
-FAST_HEALTH_CHECKS = {
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_health_check_period_ms": "1000",
-    "RAY_health_check_failure_threshold": "3",
-    "RAY_health_check_timeout_ms": "1000",
-}
-
 
 @pytest.fixture(scope="module")
 def pools() -> Iterator[tuple[Any, dict[str, Any], str]]:
-    from ray.cluster_utils import Cluster
-
-    saved = {k: os.environ.get(k) for k in FAST_HEALTH_CHECKS}
-    os.environ.update(FAST_HEALTH_CHECKS)
-    port = free_port()
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "include_dashboard": True,
-            "dashboard_host": "127.0.0.1",
-            "dashboard_port": port,
-        },
-    )
-    try:
+    with pool_cluster() as (cluster, address):
         nodes = {p: cluster.add_node(num_cpus=1, resources={f"sched-pool-{p}": 1}) for p in "ab"}
-        address = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while not jobs_api_answers(address) and time.monotonic() < deadline:
-            time.sleep(0.5)
         yield cluster, nodes, address
-    finally:
-        cluster.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_losing_a_pool_node_migrates_the_job_and_resumes_it(

@@ -11,10 +11,11 @@ import pytest
 from jobs.loading import parse_spec
 from jobs.spec import JobSpec
 from providers.network import Location, load_network_prices
-from providers.offering import MarketKind, OfferedAccelerator, Offering, PriceSource
+from providers.offering import MarketKind, Offering
 from scheduler.constraints import Stage
 from scheduler.migration import attempt_pool, replan_context, restore_location
 from scheduler.placement import plan
+from tests.offerings import offering
 
 NET = load_network_prices()
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -25,19 +26,16 @@ def spec(**fields: Any) -> JobSpec:
 
 
 def a100(region: str, price: float, market: MarketKind = MarketKind.SPOT) -> Offering:
-    return Offering(
-        cloud="aws",
+    spot = market is MarketKind.SPOT
+    return offering(
         region=region,
-        zone=f"{region}a",
         instance_type="p4d.24xlarge",
-        accelerators=OfferedAccelerator(name="A100", count=8, memory_gb=40),
+        gpu=("A100", 8, 40),
         vcpus=96,
         memory_gb=1152,
         market=market,
-        price_per_hour=price,
-        interruption_rate=0.01 if market is MarketKind.SPOT else 0.0,
-        as_of=NOW,
-        price_source=PriceSource.CONFIGURED,
+        price=price,
+        rate=0.01 if spot else 0.0,
     )
 
 

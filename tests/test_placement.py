@@ -10,51 +10,18 @@ import pytest
 from jobs.loading import parse_spec
 from jobs.spec import JobSpec
 from providers.network import load_network_prices
-from providers.offering import MarketKind, OfferedAccelerator, Offering, PriceSource
+from providers.offering import MarketKind, OfferedAccelerator, Offering
 from scheduler.constraints import OfferingIndex, PlanContext, Stage
 from scheduler.cost_model import CostParams
 from scheduler.placement import Placement, Plan, hours_until, plan
+from tests.offerings import offering
 
-AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 NET = load_network_prices()
 BOOT = CostParams().boot_hours
 
 
 def make_spec(**fields: Any) -> JobSpec:
     return parse_spec({"run": "python train.py", **fields}, source="t", now=datetime.now(UTC))
-
-
-def offering(
-    *,
-    cloud: str = "aws",
-    region: str = "us-east-1",
-    zone: str | None = None,
-    instance_type: str = "m5.xlarge",
-    price: float = 1.0,
-    market: MarketKind = MarketKind.ON_DEMAND,
-    gpu: tuple[str, int, float] | None = None,
-    vcpus: float = 4,
-    memory_gb: float = 16,
-    rate: float = 0.0,
-    max_nodes: int | None = None,
-) -> Offering:
-    return Offering(
-        cloud=cloud,
-        region=region,
-        zone=zone or (region if cloud == "local" else f"{region}a"),
-        instance_type=instance_type,
-        accelerators=None
-        if gpu is None
-        else OfferedAccelerator(name=gpu[0], count=gpu[1], memory_gb=gpu[2]),
-        vcpus=vcpus,
-        memory_gb=memory_gb,
-        market=market,
-        price_per_hour=price,
-        interruption_rate=rate,
-        as_of=AS_OF,
-        price_source=PriceSource.CONFIGURED,
-        max_nodes=max_nodes,
-    )
 
 
 A100 = ("A100", 8, 40.0)

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from jobs.loading import parse_spec
 from jobs.spec import JobSpec
 from providers.network import Location, load_network_prices
-from providers.offering import MarketKind, OfferedAccelerator, Offering, PriceSource
+from providers.offering import MarketKind, Offering
 from scheduler.constraints import PlanContext, Stage
 from scheduler.cost_model import CostParams
 from scheduler.placement import Placement, Plan, plan
 from scheduler.preemption import spot_estimate
+from tests.offerings import offering
 
-AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime.now(UTC)
 NETWORK = load_network_prices()
 PARAMS = CostParams(boot_hours={"aws": 0.12, "gcp": 0.1}, deadline_margin=0.1)
@@ -56,23 +56,16 @@ def make_offering(
     vcpus: float = 8,
 ) -> Offering:
     """Instance types carry ``i`` so every offering is its own pool."""
-    return Offering(
+    return offering(
         cloud=cloud,
         region=region,
-        zone=f"{region}a",
         instance_type=f"m{i}.{'cpu' if accelerator is None else accelerator[0].lower()}",
-        accelerators=None
-        if accelerator is None
-        else OfferedAccelerator(
-            name=accelerator[0], count=accelerator[1], memory_gb=accelerator[2]
-        ),
+        gpu=accelerator,
         vcpus=vcpus,
         memory_gb=vcpus * 4,
         market=market,
-        price_per_hour=price,
-        interruption_rate=rate if market is MarketKind.SPOT else 0.0,
-        as_of=AS_OF,
-        price_source=PriceSource.CONFIGURED,
+        price=price,
+        rate=rate if market is MarketKind.SPOT else 0.0,
     )
 
 
