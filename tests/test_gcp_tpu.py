@@ -16,21 +16,23 @@ import pytest
 from providers.gcp_clients import GoogleEndpoint
 from providers.gcp_skus import parse_skus
 from providers.gcp_tpu import (
-    DEFAULT_RUNTIME_VERSIONS,
-    GcpTpuCompute,
     GcpTpuPriceFeed,
-    TpuOperationError,
     TpuSkuRole,
     ZoneSlices,
     build_tpu_offerings,
-    instance_from_node,
-    node_body,
-    node_ids,
     slice_host,
     slice_rate,
     tpu_rate_book,
     tpu_sku_role,
     tpu_slice,
+)
+from providers.gcp_tpu_compute import (
+    DEFAULT_RUNTIME_VERSIONS,
+    GcpTpuCompute,
+    TpuOperationError,
+    instance_from_node,
+    node_body,
+    node_ids,
 )
 from providers.instances import InstanceState, LaunchRequest
 from providers.offering import InterruptionSource, MarketKind, Offering, PriceSource
