@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from providers.instances import Instance, InstanceState, LaunchRequest
+from providers.node_agent import aws_instance_action
 from providers.offering import MarketKind
 
 # EC2 remembers a ClientToken, but a retry must also find machines made by a call whose
@@ -191,6 +190,16 @@ class AwsCompute:
             zone_region(zone), [{"Name": "instance-id", "Values": list(instance_ids)}]
         )
 
+    def managed(self, region: str, tag_key: str) -> list[Instance]:
+        """Machines in the region carrying ``tag_key`` that still bill (pending or running)."""
+        return self._find(
+            region,
+            [
+                {"Name": "tag-key", "Values": [tag_key]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ],
+        )
+
     def terminate(self, zone: str, instance_ids: Sequence[str]) -> None:
         from botocore.exceptions import ClientError
 
@@ -212,35 +221,11 @@ class AwsCompute:
 
 def instance_action(metadata_base_url: str, timeout: float = 2.0) -> InterruptionNotice | None:
     """Run on the instance: the pending spot instance-action, or None when there is none.
-
-    IMDSv2 (token first); falls back to a tokenless read only when the token endpoint does
-    not exist. An unreachable metadata service raises: "cannot tell" is not "no notice".
-    """
-    base = metadata_base_url.rstrip("/")
-    # The link-local metadata address must never go through an HTTP proxy from the env.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    headers: dict[str, str] = {}
-    put = urllib.request.Request(
-        f"{base}/latest/api/token",
-        method="PUT",
-        headers={"X-aws-ec2-metadata-token-ttl-seconds": "21600"},
-    )
-    try:
-        with opener.open(put, timeout=timeout) as resp:
-            headers["X-aws-ec2-metadata-token"] = resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        if exc.code not in (404, 405):
-            raise
-    get = urllib.request.Request(f"{base}/latest/meta-data/spot/instance-action", headers=headers)
-    try:
-        with opener.open(get, timeout=timeout) as resp:
-            raw = resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
-    body = json.loads(raw)
+    The reading itself is the node agent's, which runs on the node without sched."""
+    body = aws_instance_action(metadata_base_url, timeout)
+    if body is None:
+        return None
     at = datetime.fromisoformat(body["time"])
     return InterruptionNotice(
-        cloud="aws", action=body["action"], at=_utc(at) or at, detail=raw.strip()
+        cloud="aws", action=body["action"], at=_utc(at) or at, detail=json.dumps(body)
     )

@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 import time
-import urllib.request
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
@@ -24,6 +23,7 @@ from typing import Any
 from providers.gcp_clients import ComputeClients, GoogleEndpoint
 from providers.gcp_prices import gcp_accelerator_type
 from providers.instances import Instance, InstanceState, LaunchRequest
+from providers.node_agent import gcp_preempted
 from providers.offering import MarketKind
 
 PREEMPTED_OPERATION = "compute.instances.preempted"
@@ -369,14 +369,5 @@ class GcpCompute:
 
 
 def metadata_preempted(metadata_base_url: str, timeout: float = 2.0) -> bool:
-    """Run on the VM: has Google preempted it? An unreachable metadata server raises:
-    "cannot tell" is not "no"."""
-    url = f"{metadata_base_url.rstrip('/')}/computeMetadata/v1/instance/preempted"
-    # The metadata server must never be reached through an HTTP proxy from the env.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    req = urllib.request.Request(url, headers={"Metadata-Flavor": "Google"})
-    with opener.open(req, timeout=timeout) as resp:
-        body = resp.read().decode().strip().upper()
-    if body not in ("TRUE", "FALSE"):
-        raise ValueError(f"{url}: expected TRUE or FALSE, got {body[:40]!r}")
-    return body == "TRUE"
+    """Run on the VM: has Google preempted it? (The node agent's reading.)"""
+    return gcp_preempted(metadata_base_url, timeout)

@@ -25,7 +25,7 @@ from providers.local import (
     RayCluster,
     detect_machine,
 )
-from scheduler.clouds import build_price_book
+from scheduler.clouds import build_price_book, cluster_manager
 from scheduler.config import Settings, load_settings
 from scheduler.controller import Controller
 from scheduler.placement import Plan
@@ -178,6 +178,7 @@ class Scheduler:
                 self.settings,
                 self.clock,
                 cloud_offerings=lambda: self.price_view(Refresh.AUTO).offerings,
+                clusters=cluster_manager(self.settings, self.store, self.clock),
             )
         return self._controller
 

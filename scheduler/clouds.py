@@ -8,16 +8,23 @@ even when it is not configured, and says why it failed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from providers.offering import Offering
 from providers.snapshot import load_snapshot
-from scheduler.config import Settings
+from scheduler.config import ConfigError, Settings
 from scheduler.price_cache import PriceCache
 from scheduler.pricebook import FeedEntry, PriceBook
 from scheduler.store import Store
+
+if TYPE_CHECKING:
+    from providers.instances import Compute
+    from scheduler.clusters import ClusterManager
+
+Clock = Callable[[], datetime]
 
 _AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_WEB_IDENTITY_TOKEN_FILE")
 
@@ -75,4 +82,56 @@ def build_price_book(settings: Settings, store: Store, environ: Mapping[str, str
         load_snapshot=load_snapshot,
         catalogs=settings.catalogs,
         load_catalog=load_catalog,
+    )
+
+
+def cluster_manager(settings: Settings, store: Store, clock: Clock) -> ClusterManager | None:
+    """The cloud cluster manager for the clouds in SCHED_LAUNCH_CLOUDS (None: local only).
+
+    ConfigError when a cloud to launch on lacks what a launch needs (an image, a project).
+    """
+    from providers.ray_bootstrap import Bootstrap
+    from scheduler.cluster_store import ClusterStore
+    from scheduler.clusters import ClusterManager
+
+    if not settings.launch_clouds:
+        return None
+    computes: dict[str, Compute] = {}
+    sweep: dict[str, list[str]] = {}
+    if "aws" in settings.launch_clouds:
+        from providers.aws import AwsCompute
+
+        if not settings.aws_image:
+            raise ConfigError("SCHED_AWS_IMAGE: needed to launch on aws (an AMI id, ami-...)")
+        computes["aws"] = AwsCompute()
+        sweep["aws"] = list(settings.aws_regions)
+    if "gcp" in settings.launch_clouds:
+        from providers.gcp_clients import GoogleEndpoint
+        from providers.gcp_compute import GcpCompute
+        from providers.gcp_tpu_compute import GcpTpuCompute
+
+        if not settings.gcp_project:
+            raise ConfigError("SCHED_GCP_PROJECT: needed to launch on gcp")
+        if not settings.gcp_image:
+            raise ConfigError("SCHED_GCP_IMAGE: needed to launch on gcp (a GCE image)")
+        endpoint = GoogleEndpoint(
+            api_endpoint=settings.gcp_api_endpoint, anonymous=settings.gcp_anonymous
+        )
+        computes["gcp"] = GcpCompute(settings.gcp_project, endpoint)
+        computes["gcp-tpu"] = GcpTpuCompute(settings.gcp_project, endpoint)
+    boot = Bootstrap(
+        gcs_port=settings.ray_gcs_port,
+        dashboard_port=settings.ray_dashboard_port,
+        metadata_url={"aws": settings.aws_metadata_url, "gcp": settings.gcp_metadata_url},
+    )
+    return ClusterManager(
+        ClusterStore(store),
+        computes,
+        boot,
+        clock=clock,
+        images={"aws": settings.aws_image, "gcp": settings.gcp_image},
+        address_template=settings.cluster_address,
+        boot_timeout_s=settings.cluster_boot_timeout_s,
+        idle_stop_s=settings.cluster_idle_stop_s,
+        sweep_regions=sweep,
     )

@@ -5,12 +5,25 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from string import Formatter
+from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
     """A setting that cannot be used; ``str()`` names the variable."""
+
+
+ADDRESS_FIELDS = frozenset({"ip", "public_ip", "private_ip", "port"})
+
+
+def check_address_template(template: str) -> str:
+    """ValueError naming the unknown field, so a bad setting fails at start-up."""
+    for _, field, _, _ in Formatter().parse(template):
+        if field is not None and field not in ADDRESS_FIELDS:
+            raise ValueError(f"unknown field {{{field}}} (use {', '.join(sorted(ADDRESS_FIELDS))})")
+    return template
 
 
 class Settings(BaseModel):
@@ -55,6 +68,27 @@ class Settings(BaseModel):
     gcp_metadata_url: str = Field(
         default="http://metadata.google.internal", description="GCE metadata server base URL."
     )
+    launch_clouds: list[Literal["aws", "gcp"]] = Field(
+        default_factory=list,
+        description="Clouds sched may bring Ray clusters up on (default: none, local only).",
+    )
+    aws_image: str | None = Field(default=None, description="AMI for cloud Ray nodes (ami-...).")
+    gcp_image: str | None = Field(default=None, description="GCE image for cloud Ray nodes.")
+    cluster_address: str = Field(
+        default="http://{ip}:{port}",
+        description="A cloud head's Jobs API: {ip}, {public_ip}, {private_ip}, {port}.",
+    )
+    cluster_idle_stop_s: float = Field(
+        default=600, ge=0, description="Stop a cloud cluster idle for this many seconds."
+    )
+    cluster_boot_timeout_s: float = Field(
+        default=900, gt=0, description="Give up on a cluster not up after this many seconds."
+    )
+
+    @field_validator("cluster_address")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        return check_address_template(value)
 
     @property
     def checkpoint_root(self) -> Path:
@@ -90,9 +124,20 @@ _ENV = {
     "SCHED_GCP_ANONYMOUS": "gcp_anonymous",
     "SCHED_AWS_METADATA_URL": "aws_metadata_url",
     "SCHED_GCP_METADATA_URL": "gcp_metadata_url",
+    "SCHED_LAUNCH_CLOUDS": "launch_clouds",
+    "SCHED_AWS_IMAGE": "aws_image",
+    "SCHED_GCP_IMAGE": "gcp_image",
+    "SCHED_CLUSTER_ADDRESS": "cluster_address",
+    "SCHED_IDLE_STOP": "cluster_idle_stop_s",
+    "SCHED_BOOT_TIMEOUT": "cluster_boot_timeout_s",
 }
 # Variables holding lists: SCHED_CATALOG is split like PATH, regions on commas.
-_LIST_SEPARATORS = {"catalogs": os.pathsep, "aws_regions": ",", "gcp_regions": ","}
+_LIST_SEPARATORS = {
+    "catalogs": os.pathsep,
+    "aws_regions": ",",
+    "gcp_regions": ",",
+    "launch_clouds": ",",
+}
 
 
 def default_home(environ: Mapping[str, str]) -> Path:

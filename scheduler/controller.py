@@ -8,7 +8,9 @@ launch the same job: the loser gets StaleState and leaves it alone.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -21,15 +23,18 @@ from jobs.spec import JobSpec
 from providers.base import Provider
 from providers.network import NetworkPrices, load_network_prices
 from providers.offering import Offering
+from scheduler.cluster_policy import Choice, choose, cluster_name
+from scheduler.clusters import ClusterManager
 from scheduler.config import Settings
 from scheduler.constraints import OfferingIndex
 from scheduler.cost_model import CostParams
 from scheduler.explain import money, why_first
+from scheduler.ledger import settle
 from scheduler.migration import replan_context
 from scheduler.placement import Placement, Plan, hours_until, plan
 from scheduler.preemption import daly_interval
 from scheduler.ray_jobs import RayJobs, RayUnavailable
-from scheduler.records import AttemptRecord, JobRecord
+from scheduler.records import AttemptRecord, JobRecord, LedgerRecord
 from scheduler.store import StaleState, Store
 
 Clock = Callable[[], datetime]
@@ -43,13 +48,6 @@ def submission_id(job: JobRecord, attempt: int) -> str:
     return f"sched-{job.id}-{job.uid}-{attempt}"
 
 
-def attempt_cost(attempt: AttemptRecord, ended_at: datetime) -> float:
-    if attempt.started_at is None:
-        return 0.0
-    hours = max(0.0, (ended_at - attempt.started_at).total_seconds() / 3600)
-    return attempt.price_per_hour * attempt.num_nodes * hours
-
-
 class Controller:
     def __init__(
         self,
@@ -60,9 +58,12 @@ class Controller:
         ray_jobs_factory: Callable[[str], RayJobs] = RayJobs,
         cloud_offerings: Callable[[], Sequence[Offering]] = tuple,
         cost_params: CostParams | None = None,
+        clusters: ClusterManager | None = None,
     ) -> None:
-        """``cloud_offerings`` gives the price book's offerings (empty: local only)."""
+        """``cloud_offerings`` gives the price book's offerings (empty: local only);
+        ``clusters`` brings Ray clusters up on the clouds it is configured for."""
         self.store = store
+        self.clusters = clusters
         self._cloud_offerings = cloud_offerings
         self.cost_params = cost_params or CostParams()
         self._network: NetworkPrices | None = None
@@ -79,6 +80,14 @@ class Controller:
         return self._ray[address]
 
     # -- planning -------------------------------------------------------------------------
+
+    @property
+    def launchable_clouds(self) -> frozenset[str]:
+        clouds = self.clusters.clouds if self.clusters is not None else frozenset()
+        return frozenset(self.providers) | clouds
+
+    def _is_cloud(self, attempt: AttemptRecord) -> bool:
+        return self.clusters is not None and attempt.cloud in self.clusters.clouds
 
     @property
     def network(self) -> NetworkPrices:
@@ -118,7 +127,7 @@ class Controller:
             now=self.clock(),
             hours_left=hours_until(deadline_at, self.clock()),
             cooldown_s=self.settings.pool_cooldown_s,
-            launchable_clouds=frozenset(self.providers) if launchable_only else None,
+            launchable_clouds=self.launchable_clouds if launchable_only else None,
         )
         return plan(spec, self.offerings(cloud), self.network, ctx=ctx, params=self.cost_params)
 
@@ -135,6 +144,8 @@ class Controller:
         else:
             jobs = [self.store.get_job(i) for i in job_ids]
         warnings: list[str] = []
+        if job_ids is None and place and self.clusters is not None:
+            warnings += self._maintain(jobs)
         for job in sorted(jobs, key=lambda j: j.id or 0):
             if not place and job.state != JobState.RUNNING and not job.cancel_requested:
                 continue
@@ -145,6 +156,12 @@ class Controller:
             except RayUnavailable as exc:
                 warnings.append(f"job {job.id}: {exc}")
         return warnings
+
+    def _maintain(self, unfinished: Sequence[JobRecord]) -> list[str]:
+        """Cluster housekeeping once per full pass; what it did is reported, not raised."""
+        assert self.clusters is not None
+        active = {j.current_attempt_id for j in unfinished if j.current_attempt_id is not None}
+        return [f"clusters: {line}" for line in self.clusters.maintain(active)]
 
     def _advance(self, job: JobRecord) -> None:
         assert job.id is not None
@@ -192,7 +209,9 @@ class Controller:
                 reason=f"no feasible placement: {result.why_none()}",
                 job_updates={"message": f"no feasible placement: {result.why_none()}"},
             )
-        best = result.placements[0]
+        idle = self.clusters.idle() if self.clusters is not None else []
+        choice = choose(result.placements, idle)
+        best = choice.placement
         number = len(self.store.attempts(job.id)) + 1
         attempt = AttemptRecord(
             job_id=job.id,
@@ -214,7 +233,7 @@ class Controller:
             JobState.PLACED,
             at=now,
             expect=waiting,
-            reason=_explain(best, result),
+            reason=_explain(choice, result),
             new_attempt=attempt,
         )
 
@@ -234,9 +253,20 @@ class Controller:
         assert job.id is not None and job.current_attempt_id is not None
         attempt = self.store.attempt(job.current_attempt_id)
         placement = Placement.model_validate_json(attempt.placement_json)
-        provider = self.providers[placement.offering.cloud]
+        provider = self.providers.get(placement.offering.cloud)
         try:
-            address = provider.ensure_cluster(placement.offering, placement.num_nodes)
+            if self._is_cloud(attempt):
+                assert self.clusters is not None
+                name = cluster_name(job.uid, attempt.number)
+                tags = json.loads(job.tags_json)
+                found = self.clusters.ensure(attempt, placement, name, tags)
+                if found is None:
+                    return job  # still booting; the next pass looks again
+                address = found
+            elif provider is not None:
+                address = provider.ensure_cluster(placement.offering, placement.num_nodes)
+            else:
+                raise RuntimeError(f"no provider for {placement.offering.cloud}")
         except RuntimeError as exc:
             return self._fail(job, attempt, f"cluster bring-up failed: {exc}")
         self.store.update_attempt(attempt.id or 0, cluster_address=address)
@@ -302,6 +332,12 @@ class Controller:
         attempt = self.store.attempt(job.current_attempt_id)
         if attempt.cluster_address is None:
             return
+        if self._is_cloud(attempt):
+            assert self.clusters is not None and attempt.id is not None
+            why = self.clusters.check(attempt.id)
+            if why is not None:
+                self._cloud_lost(job, attempt, why)
+                return
         status = self.ray(attempt.cluster_address).status(attempt.submission_id)
         now = self.clock()
         if status is None:
@@ -312,12 +348,17 @@ class Controller:
         if status.state is AttemptState.FAILED and self._node_lost(attempt):
             self._preempted(job, attempt, status.message)
             return
+        if status.state is AttemptState.STOPPED and self._is_cloud(attempt):
+            # Nobody cancelled it (that path goes through _cancel), so the node agent
+            # stopped it on an interruption notice: SIGTERM, a last checkpoint, then this.
+            self._preempted(job, attempt, "stopped on its node after an interruption notice")
+            return
         final = {
             AttemptState.SUCCEEDED: JobState.SUCCEEDED,
             AttemptState.FAILED: JobState.FAILED,
             AttemptState.STOPPED: JobState.CANCELLED,
         }[status.state]
-        cost = attempt_cost(attempt, now)
+        line = self._settle(attempt, now, status.state)
         ray_message = status.message.strip().splitlines()[0] if status.message.strip() else ""
         reason = (
             "exited 0"
@@ -335,16 +376,18 @@ class Controller:
             job_updates={
                 "exit_code": status.exit_code,
                 "message": None if final is JobState.SUCCEEDED else ray_message or reason,
-                "cost": job.cost + cost,
+                "cost": job.cost + line.total_usd,
             },
             attempt_updates={
                 "state": status.state,
                 "ended_at": now,
                 "exit_code": status.exit_code,
                 "message": ray_message,
-                "cost": cost,
+                "cost": line.total_usd,
             },
+            ledger=line,
         )
+        self._release(attempt)
 
     def _node_lost(self, attempt: AttemptRecord) -> bool:
         """Whether the machine under a failed attempt is gone (a preemption, not a bug)."""
@@ -358,7 +401,7 @@ class Controller:
         from its last checkpoint."""
         assert job.id is not None
         now = self.clock()
-        cost = attempt_cost(attempt, now)
+        line = self._settle(attempt, now, AttemptState.PREEMPTED)
         placement = Placement.model_validate_json(attempt.placement_json)
         first_line = ray_message.strip().splitlines()[0] if ray_message.strip() else ""
         self.store.transition(
@@ -367,32 +410,60 @@ class Controller:
             at=now,
             expect=_ACTIVE,
             reason=f"lost {placement.describe()} (pool {placement.offering.pool}): {first_line}",
-            job_updates={"interruptions": job.interruptions + 1, "cost": job.cost + cost},
+            job_updates={"interruptions": job.interruptions + 1, "cost": job.cost + line.total_usd},
             attempt_updates={
                 "state": AttemptState.PREEMPTED,
                 "ended_at": now,
-                "message": "node lost",
-                "cost": cost,
+                "message": first_line or "node lost",
+                "cost": line.total_usd,
             },
+            ledger=line,
         )
+        if self._is_cloud(attempt) and attempt.id is not None:
+            assert self.clusters is not None
+            record = self.clusters.held_by(attempt.id)
+            if record is not None:
+                self.clusters.terminate(record, f"preempted: {first_line}")
+
+    def _cloud_lost(self, job: JobRecord, attempt: AttemptRecord, why: str) -> None:
+        """The cloud took a machine of the cluster: give the job SIGTERM if the head still
+        answers (its chance to checkpoint), then record the preemption."""
+        if attempt.cluster_address:
+            with contextlib.suppress(RayUnavailable):  # the head may have gone with it
+                self.ray(attempt.cluster_address).stop(attempt.submission_id)
+        self._preempted(job, attempt, why)
+
+    def _settle(self, attempt: AttemptRecord, now: datetime, outcome: AttemptState) -> LedgerRecord:
+        """Cloud machines bill from when they were asked for (the attempt's placement), so
+        the boot the plan priced is in the ledger too; local ones from the start on Ray."""
+        billed_from = attempt.created_at if self._is_cloud(attempt) else None
+        return settle(attempt, now, outcome, billed_from)
+
+    def _release(self, attempt: AttemptRecord) -> None:
+        if self._is_cloud(attempt) and attempt.id is not None:
+            assert self.clusters is not None
+            self.clusters.release(attempt.id)
 
     def _fail(self, job: JobRecord, attempt: AttemptRecord, why: str) -> JobRecord:
         assert job.id is not None
         now = self.clock()
-        cost = attempt_cost(attempt, now)
-        return self.store.transition(
+        line = self._settle(attempt, now, AttemptState.FAILED)
+        failed = self.store.transition(
             job.id,
             JobState.FAILED,
             at=now,
             reason=why,
-            job_updates={"message": why, "cost": job.cost + cost},
+            job_updates={"message": why, "cost": job.cost + line.total_usd},
             attempt_updates={
                 "state": AttemptState.FAILED,
                 "ended_at": now,
                 "message": why,
-                "cost": cost,
+                "cost": line.total_usd,
             },
+            ledger=line,
         )
+        self._release(attempt)
+        return failed
 
     def _cancel(self, job: JobRecord, stop_timeout_s: float = 30.0) -> None:
         assert job.id is not None
@@ -414,10 +485,11 @@ class Controller:
         now = self.clock()
         updates: dict[str, Any] = {}
         job_updates: dict[str, Any] = {"message": "cancelled by user"}
+        line = None
         if attempt is not None and not AttemptState(attempt.state).finished:
-            cost = attempt_cost(attempt, now)
-            updates = {"state": AttemptState.STOPPED, "ended_at": now, "cost": cost}
-            job_updates["cost"] = job.cost + cost
+            line = self._settle(attempt, now, AttemptState.STOPPED)
+            updates = {"state": AttemptState.STOPPED, "ended_at": now, "cost": line.total_usd}
+            job_updates["cost"] = job.cost + line.total_usd
         self.store.transition(
             job.id,
             JobState.CANCELLED,
@@ -425,7 +497,10 @@ class Controller:
             reason="cancelled by user",
             job_updates=job_updates,
             attempt_updates=updates or None,
+            ledger=line,
         )
+        if attempt is not None:
+            self._release(attempt)
 
 
 ON_DEMAND_MTBF_HOURS = 720.0
@@ -445,14 +520,21 @@ def checkpoint_interval_s(placement: Placement, spec: JobSpec) -> float | None:
     return daly_interval(spec.checkpoint.write_seconds / 3600, ON_DEMAND_MTBF_HOURS) * 3600
 
 
-def _explain(best: Placement, result: Plan) -> str:
+def _explain(choice: Choice, result: Plan) -> str:
     """One line a person can check: where, at what price, and against what."""
+    best = choice.placement
     line = (
         f"placed on {best.describe()} at {money(best.price_per_hour)}/h, expected"
         f" {money(best.cost.total)} over {best.expected_hours:.2f} h"
     )
-    if len(result.placements) > 1:
-        return f"{line}; {why_first(best, result.placements[1])}"
+    if choice.warm:
+        line += (
+            f"; a warm cluster of that shape is idle, which saves {money(choice.saving)} of"
+            f" boot time ({money(choice.expected)} expected)"
+        )
+    others = [p for p in result.placements if p is not best]
+    if others:
+        return f"{line}; {why_first(best, others[0])}"
     return f"{line}; the only feasible placement of {result.considered} offerings"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import DateTime, TypeDecorator
@@ -89,3 +90,58 @@ class EventRecord(SQLModel, table=True):
     to_state: str
     at: datetime = Field(sa_type=UTCDateTime)
     reason: str = ""
+
+
+class ClusterState(StrEnum):
+    LAUNCHING = "LAUNCHING"
+    UP = "UP"
+    TERMINATED = "TERMINATED"
+
+
+class ClusterRecord(SQLModel, table=True):
+    """A Ray cluster sched brought up on cloud machines, held by at most one attempt.
+
+    ``attempt_id`` is the attempt using it; None means idle (warm, reusable, and stopped
+    once idle longer than the setting)."""
+
+    __tablename__ = "cluster"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, description="Also the launch idempotency key's stem.")
+    cloud: str
+    region: str
+    zone: str
+    instance_type: str
+    market: str
+    num_nodes: int
+    price_per_hour: float = Field(description="Per node, when launched.")
+    image: str | None = None
+    state: str = Field(index=True)
+    attempt_id: int | None = Field(default=None, index=True)
+    head_address: str | None = None
+    instances_json: str = Field(default="[]", description="Instance ids, head first.")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    up_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    end_reason: str | None = None
+
+
+class LedgerRecord(SQLModel, table=True):
+    """What one attempt cost, settled when it ended: compute (price x nodes x hours) and
+    the data it moved, kept apart so reports can say which is which."""
+
+    __tablename__ = "ledger"
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="attempt.id", unique=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    cloud: str
+    region: str
+    market: str
+    hours: float
+    compute_usd: float
+    egress_usd: float
+    total_usd: float
+    outcome: str
+    settled_at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -22,7 +22,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from jobs.lifecycle import JobState, check_transition
 from jobs.spec import JobSpec
-from scheduler.records import AttemptRecord, EventRecord, JobRecord
+from scheduler.records import AttemptRecord, EventRecord, JobRecord, LedgerRecord
 
 
 class StaleState(RuntimeError):
@@ -180,11 +180,13 @@ class Store:
         job_updates: dict[str, Any] | None = None,
         new_attempt: AttemptRecord | None = None,
         attempt_updates: dict[str, Any] | None = None,
+        ledger: LedgerRecord | None = None,
     ) -> JobRecord:
         """Move a job to ``target`` atomically, with its attempt changes and an event.
 
         ``expect`` guards against races: if the job is no longer in one of those states
-        nothing is written and StaleState is raised.
+        nothing is written and StaleState is raised. ``ledger`` settles the current
+        attempt's cost in the same transaction (at most one line per attempt).
         """
         with self.writing() as session:
             job = self._locked(session, job_id)
@@ -205,6 +207,10 @@ class Store:
                 for key, value in attempt_updates.items():
                     setattr(attempt, key, value)
                 session.add(attempt)
+            if ledger is not None and attempt_id is not None:
+                ledger.attempt_id = attempt_id
+                ledger.job_id = job_id
+                session.add(ledger)
             for key, value in (job_updates or {}).items():
                 setattr(job, key, value)
             job.state = target
@@ -268,6 +274,13 @@ class Store:
     def events(self, job_id: int) -> list[EventRecord]:
         query = (
             select(EventRecord).where(EventRecord.job_id == job_id).order_by(col(EventRecord.id))
+        )
+        with self.reading() as session:
+            return list(session.exec(query).all())
+
+    def ledger(self, job_id: int) -> list[LedgerRecord]:
+        query = (
+            select(LedgerRecord).where(LedgerRecord.job_id == job_id).order_by(col(LedgerRecord.id))
         )
         with self.reading() as session:
             return list(session.exec(query).all())

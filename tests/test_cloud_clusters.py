@@ -1,0 +1,270 @@
+"""Ray clusters on AWS machines, against moto's server: bring-up, preemption, reuse, cleanup.
+
+The whole path is real except the machines themselves: prices come from the Price List
+and spot-price fakes, the plan picks an EC2 spot pool, the head is launched through
+boto3 into moto with its startup script and idempotency token, and the job runs on a
+real Ray cluster. moto's machines cannot run Ray, so the head's Jobs API address is set
+(SCHED_CLUSTER_ADDRESS, the same setting that picks private or public IPs in a VPC) to
+the local Ray cluster, which has fake GPUs so that an A10G job fits. A spot termination
+is set in moto's backend the way EC2 reports one (state terminated, StateReason
+Server.SpotInstanceTermination); the controller has to notice it through DescribeInstances.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.common import pool_cluster
+from jobs.lifecycle import JobState
+from scheduler.api import Scheduler
+from scheduler.cluster_store import ClusterStore
+from scheduler.config import Settings, load_settings
+from scheduler.records import ClusterState
+from tests.fakes.aws_env import REGION, aws_environment, raw_ec2
+from tests.fakes.aws_pricing import ec2_product
+
+AMI = "ami-12c6146b"
+STEPS = """
+import json, os, pathlib, signal, sys, time
+ck = pathlib.Path(os.environ["SCHED_CHECKPOINT_DIR"]) / "step.json"
+start = json.loads(ck.read_text())["step"] if os.environ.get("SCHED_RESUME_FROM") else 0
+print(f"attempt {os.environ['SCHED_ATTEMPT']} starts at step {start}", flush=True)
+step = start
+def last_checkpoint(signum, frame):
+    ck.write_text(json.dumps({"step": step}))
+    print(f"SIGTERM at step {step}: checkpoint written", flush=True)
+    sys.exit(143)
+signal.signal(signal.SIGTERM, last_checkpoint)
+while step < 14:
+    time.sleep(0.5)
+    print(f"step {step}", flush=True)
+    step += 1
+    ck.write_text(json.dumps({"step": step}))
+"""
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield from aws_environment(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def gpu_ray() -> Iterator[str]:
+    """A local Ray cluster whose one worker claims 64 GPUs (Ray takes the count on trust)."""
+    with pool_cluster() as (cluster, address):
+        cluster.add_node(num_cpus=64, num_gpus=64)
+        yield address
+
+
+@pytest.fixture(scope="module")
+def priced(aws: dict[str, Any]) -> None:
+    """g5.xlarge spot is cheapest in us-east-1a, then us-east-1b (half a cent more)."""
+    now = datetime.now(UTC)
+    aws["price_list"].add(ec2_product("g5.xlarge", REGION, 1.006))
+    aws["ec2_front"].add("us-east-1a", "g5.xlarge", 0.400, now - timedelta(minutes=30))
+    aws["ec2_front"].add("us-east-1b", "g5.xlarge", 0.405, now - timedelta(minutes=30))
+
+
+def cloud_settings(home: Path, ray_address: str, **extra: str) -> Settings:
+    port = ray_address.rsplit(":", 1)[1]
+    return load_settings(
+        {
+            "SCHED_HOME": str(home),
+            "SCHED_POLL_INTERVAL": "0.2",
+            "SCHED_RAY_ADDRESS": ray_address,
+            "SCHED_LAUNCH_CLOUDS": "aws",
+            "SCHED_AWS_IMAGE": AMI,
+            "SCHED_AWS_REGIONS": REGION,
+            "SCHED_CLUSTER_ADDRESS": f"http://127.0.0.1:{port}",
+            "SCHED_RAY_DASHBOARD_PORT": port,
+            **extra,
+        }
+    )
+
+
+def spec(name: str, workdir: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "run": "python steps.py",
+        "workdir": str(workdir),
+        "resources": {"accelerators": "A10G:1"},
+        "constraints": {"clouds": ["aws"], "zones": ["us-east-1a", "us-east-1b"]},
+        "tags": {"team": "ml"},
+        "estimated_hours": 1,
+        **extra,
+    }
+
+
+def ec2_instances(aws: dict[str, Any], **filters: list[str]) -> list[dict[str, Any]]:
+    reply = raw_ec2(aws).describe_instances(
+        Filters=[{"Name": k, "Values": v} for k, v in filters.items()]
+    )
+    return [i for r in reply["Reservations"] for i in r["Instances"]]
+
+
+def spot_terminate(instance_id: str) -> None:
+    """What EC2 does when it reclaims spot capacity, done in moto's in-process backend."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.instances import StateReason
+
+    machine = ec2_backends[DEFAULT_ACCOUNT_ID][REGION].get_instance(instance_id)
+    machine.terminate()
+    machine.state_reason = StateReason(
+        "Server.SpotInstanceTermination: Spot instance termination",
+        "Server.SpotInstanceTermination",
+    )
+
+
+def test_spot_termination_migrates_the_job_to_the_next_pool_and_resumes_it(
+    aws: dict[str, Any], priced: None, gpu_ray: str, tmp_path: Path
+) -> None:
+    settings = cloud_settings(tmp_path / "home", gpu_ray)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "steps.py").write_text(STEPS)
+    s = Scheduler(settings)
+    job = s.submit(spec("spot-a10g", work, checkpoint={"write_seconds": 1}))
+    first = s.attempts(job.id)[0]
+    assert (first.cloud, first.zone, first.instance_type, first.market) == (
+        "aws",
+        "us-east-1a",
+        "g5.xlarge",
+        "spot",
+    )
+    clusters = ClusterStore(s.store)
+    [c1] = clusters.all()
+    assert c1.state == ClusterState.UP and c1.attempt_id == first.id
+    [head] = ec2_instances(aws, **{"tag:sched:cluster": [c1.name]})
+    assert head["Placement"]["AvailabilityZone"] == "us-east-1a"
+    assert head["InstanceLifecycle"] == "spot"
+    tags = {t["Key"]: t["Value"] for t in head["Tags"]}
+    assert tags["team"] == "ml" and tags["sched:role"] == "head"
+    assert tags["sched:idempotency-key"] == f"{c1.name}-head"
+    user_data = raw_ec2(aws).describe_instance_attribute(
+        InstanceId=head["InstanceId"], Attribute="userData"
+    )["UserData"]["Value"]
+    script = base64.b64decode(user_data).decode()
+    assert "ray start --head" in script and "node_agent.py --cloud aws" in script
+
+    progress = settings.checkpoint_root / f"job-{job.id}" / "step.json"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        s.reconcile([job.id])
+        if progress.exists() and json.loads(progress.read_text())["step"] >= 3:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"no progress on the first cluster: {s.logs(job.id)}")
+    spot_terminate(head["InstanceId"])
+
+    assert job.wait(timeout=120) is JobState.SUCCEEDED, s.get(job.id).message
+    attempts = s.attempts(job.id)
+    assert [(a.zone, a.state) for a in attempts] == [
+        ("us-east-1a", "PREEMPTED"),
+        ("us-east-1b", "SUCCEEDED"),
+    ]
+    assert "Spot instance termination" in (attempts[0].message or "")
+    # The ledger settles each attempt: $/h x hours (no data moves in this job).
+    ledger = s.store.ledger(job.id)
+    assert [line.outcome for line in ledger] == ["PREEMPTED", "SUCCEEDED"]
+    for line, attempt in zip(ledger, attempts, strict=True):
+        assert line.compute_usd == pytest.approx(attempt.price_per_hour * line.hours)
+        assert line.compute_usd > 0 and line.egress_usd == 0
+        assert attempt.cost == pytest.approx(line.total_usd)
+    assert s.get(job.id).cost == pytest.approx(sum(line.total_usd for line in ledger))
+    assert s.get(job.id).interruptions == 1
+
+    # The job got SIGTERM when its machine went (a last checkpoint), then resumed from it.
+    logs = s.logs(job.id)
+    assert re.search(r"SIGTERM at step (\d+): checkpoint written", logs.split("--- attempt 2")[0])
+    second = logs.split("--- attempt 2")[1]
+    resumed = int(re.search(r"attempt 2 starts at step (\d+)", second).group(1))  # type: ignore[union-attr]
+    assert resumed >= 3
+    assert [int(n) for n in re.findall(r"^step (\d+)$", second, re.M)] == list(range(resumed, 14))
+
+    c1, c2 = clusters.all()
+    assert c1.state == ClusterState.TERMINATED and "preempted" in (c1.end_reason or "")
+    assert c2.state == ClusterState.UP and c2.attempt_id is None  # warm, for the next job
+    assert c2.zone == "us-east-1b"
+    [head2] = ec2_instances(aws, **{"tag:sched:cluster": [c2.name]})
+    assert head2["State"]["Name"] == "running"
+    s.close()
+
+
+def test_warm_cluster_is_reused_when_cheaper_and_idle_ones_are_stopped(
+    aws: dict[str, Any], priced: None, gpu_ray: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "steps.py").write_text("print('hello from', __import__('os').environ['SCHED_JOB_ID'])")
+    s = Scheduler(cloud_settings(home, gpu_ray))
+    first = s.submit(spec("first", work))
+    assert first.wait(timeout=60) is JobState.SUCCEEDED
+    clusters = ClusterStore(s.store)
+    [warm] = clusters.all()
+    assert warm.zone == "us-east-1a" and warm.attempt_id is None
+    launched = len(ec2_instances(aws))
+
+    second = s.submit(spec("second", work))
+    assert second.wait(timeout=60) is JobState.SUCCEEDED
+    assert len(ec2_instances(aws)) == launched  # no new machine
+    [only] = clusters.all()
+    assert only.id == warm.id and only.attempt_id is None
+    placed = next(e.reason for e in s.events(second.id) if e.to_state == "PLACED")
+    assert "warm cluster" in placed
+    s.close()
+
+    # Idle past SCHED_IDLE_STOP: the next full pass terminates it, and the machine too.
+    s2 = Scheduler(cloud_settings(home, gpu_ray, SCHED_IDLE_STOP="0"))
+    warnings = s2.reconcile()
+    assert any(f"stopped {warm.name}: idle" in w for w in warnings), warnings
+    [gone] = ClusterStore(s2.store).all()
+    assert gone.state == ClusterState.TERMINATED
+    [machine] = ec2_instances(aws, **{"tag:sched:cluster": [warm.name]})
+    assert machine["State"]["Name"] in ("shutting-down", "terminated")
+    s2.close()
+
+
+def test_orphaned_machines_are_terminated(
+    aws: dict[str, Any], gpu_ray: str, tmp_path: Path
+) -> None:
+    """A machine tagged by sched that no cluster in the database claims (its record lost,
+    or launched by a controller that died before recording it) is terminated; untagged
+    machines are not sched's to touch."""
+    ec2 = raw_ec2(aws)
+
+    def run(tags: dict[str, str]) -> str:
+        reply = ec2.run_instances(
+            ImageId=AMI,
+            InstanceType="g5.xlarge",
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        )
+        return str(reply["Instances"][0]["InstanceId"])
+
+    orphan = run({"sched:cluster": "sched-ghost-1"})
+    theirs = run({"team": "someone-else"})
+    s = Scheduler(cloud_settings(tmp_path / "home", gpu_ray))
+    warnings = s.reconcile()
+    assert f"clusters: terminated orphan {orphan} (sched-ghost-1)" in warnings
+    states = {i["InstanceId"]: i["State"]["Name"] for i in ec2_instances(aws)}
+    assert states[orphan] in ("shutting-down", "terminated")
+    assert states[theirs] == "running"
+    s.close()
