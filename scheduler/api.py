@@ -26,13 +26,21 @@ from providers.local import (
     detect_machine,
 )
 from scheduler.clouds import build_price_book, cluster_manager
+from scheduler.cluster_store import ClusterStore
 from scheduler.config import Settings, load_settings
 from scheduler.controller import Controller
 from scheduler.placement import Plan
 from scheduler.price_query import PriceQuery, select_offerings
 from scheduler.pricebook import PriceBook, PriceView, Refresh
 from scheduler.ray_jobs import RayJobs, RayUnavailable
-from scheduler.records import AttemptRecord, EventRecord, JobRecord
+from scheduler.records import (
+    AttemptRecord,
+    ClusterRecord,
+    ClusterState,
+    EventRecord,
+    JobRecord,
+    LedgerRecord,
+)
 from scheduler.store import Store
 
 _ON_CLUSTER = {JobState.PROVISIONING, JobState.RUNNING}
@@ -279,6 +287,31 @@ class Scheduler:
     def events(self, job_id: int) -> list[EventRecord]:
         self.store.get_job(job_id)
         return self.store.events(job_id)
+
+    def ledger(self, job_id: int) -> list[LedgerRecord]:
+        """What each ended attempt cost: compute and data moves, settled when it ended."""
+        self.store.get_job(job_id)
+        return self.store.ledger(job_id)
+
+    def clusters(self, *, include_terminated: bool = False) -> list[ClusterRecord]:
+        """Cloud Ray clusters sched brought up (none unless SCHED_LAUNCH_CLOUDS is set)."""
+        store = ClusterStore(self.store)
+        return store.all() if include_terminated else store.live()
+
+    def stop_cluster(self, name: str) -> ClusterRecord:
+        """Terminate an idle cloud cluster now; one running a job is refused (cancel the
+        job instead). LookupError / ValueError say which."""
+        manager = self.controller.clusters
+        record = ClusterStore(self.store).by_name(name)
+        if record is None:
+            raise LookupError(f"no cluster {name!r}")
+        if record.attempt_id is not None:
+            raise ValueError(f"cluster {name} is running attempt {record.attempt_id}")
+        if record.state != ClusterState.TERMINATED:
+            if manager is None:
+                raise ValueError(f"{record.cloud} is not in SCHED_LAUNCH_CLOUDS here")
+            manager.terminate(record, "stopped by user")
+        return ClusterStore(self.store).get(record.id or 0)
 
     def cancel(self, job_id: int) -> JobState:
         job = self.store.get_job(job_id)

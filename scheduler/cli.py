@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from scheduler.cli_views import console, money, plan_json, plan_table, price_json, price_table
+from scheduler.cli_views import (
+    cluster_table,
+    console,
+    money,
+    plan_json,
+    plan_table,
+    price_json,
+    price_table,
+)
 
 if TYPE_CHECKING:
     from scheduler.api import JobView, Scheduler
@@ -177,29 +185,33 @@ def status(
         _list(s, as_json, limit=50)
         return
     view = s.get(job)
+    ledger = s.ledger(job)
     if as_json:
         data = view.model_dump(mode="json")
         data["events"] = [e.model_dump(mode="json") for e in s.events(job)]
+        data["ledger"] = [line.model_dump(mode="json") for line in ledger]
         _print_json(data)
         return
     _job_table([view])
     if view.message:
         typer.echo(f"message: {view.message}")
-    _attempt_table(s.attempts(job))
+    _attempt_table(s.attempts(job), {line.attempt_id: line for line in ledger})
     typer.echo("events:")
     _print_events(s.events(job))
 
 
-def _attempt_table(attempts: list[Any]) -> None:
-    """Where each attempt ran, when, how it ended and what it cost."""
+def _attempt_table(attempts: list[Any], ledger: dict[int, Any]) -> None:
+    """Where each attempt ran, when, how it ended and what it cost (compute, data)."""
     from rich.table import Table
 
     if not attempts:
         return
     table = Table(box=None, header_style="bold", title="attempts", title_justify="left")
-    for column in ("#", "WHERE", "MARKET", "$/H", "STARTED", "ENDED", "STATE", "EXIT", "COST"):
+    columns = ("#", "WHERE", "MARKET", "$/H", "STARTED", "ENDED", "STATE", "EXIT")
+    for column in (*columns, "COMPUTE", "EGRESS", "COST"):
         table.add_column(column)
     for a in attempts:
+        line = ledger.get(a.id)
         table.add_row(
             str(a.number),
             f"{a.cloud} {a.zone} {a.instance_type}"
@@ -210,6 +222,8 @@ def _attempt_table(attempts: list[Any]) -> None:
             f"{a.ended_at:%Y-%m-%d %H:%M:%S}" if a.ended_at else "-",
             a.state + (f": {a.message}" if a.message else ""),
             "-" if a.exit_code is None else str(a.exit_code),
+            money(line.compute_usd) if line else "-",
+            money(line.egress_usd) if line else "-",
             money(a.cost),
         )
     console().print(table)
@@ -398,6 +412,31 @@ def _spot_history(s: Scheduler, instance_type: str, days: float, as_json: bool) 
             f"${prices[-1]:.4f}",
         )
     console().print(table)
+
+
+@app.command()
+@_errors_as_exit_codes
+def clusters(
+    stop: Annotated[
+        str | None, typer.Option("--stop", help="Terminate this idle cluster now.")
+    ] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Include terminated ones.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Cloud Ray clusters sched brought up: who holds each, and for how long idle ones wait."""
+    s = _scheduler()
+    if stop is not None:
+        try:
+            done = s.stop_cluster(stop)
+        except (LookupError, ValueError) as exc:
+            raise _fail(f"--stop: {exc}", 2) from None
+        typer.echo(f"{done.name}: {done.state} ({done.end_reason})")
+        return
+    found = s.clusters(include_terminated=show_all)
+    if as_json:
+        _print_json([c.model_dump(mode="json") for c in found])
+        return
+    cluster_table(found, s.clock(), s.settings.cluster_idle_stop_s)
 
 
 @app.command()

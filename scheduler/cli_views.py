@@ -6,6 +6,7 @@ Rich is imported inside the functions so that `sched --help` does not pay for it
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -25,6 +26,37 @@ def console() -> Console:
 
 def money(value: float | None) -> str:
     return "-" if value is None else f"${value:,.2f}"
+
+
+def cluster_table(clusters: list[Any], now: datetime, idle_stop_s: float) -> None:
+    """One row per cluster; an idle one says how long until it is stopped."""
+    from rich.table import Table
+
+    if not clusters:
+        typer.echo("no cloud clusters (SCHED_LAUNCH_CLOUDS lists the clouds to launch on)")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("NAME", "WHERE", "MARKET", "$/H", "STATE", "USE", "HEAD"):
+        table.add_column(column)
+    for c in clusters:
+        if c.state == "TERMINATED":
+            use = c.end_reason or ""
+        elif c.attempt_id is not None:
+            use = f"attempt {c.attempt_id}"
+        else:
+            idle = (now - c.last_used_at).total_seconds()
+            use = f"idle {idle:.0f} s, stops in {max(0.0, idle_stop_s - idle):.0f} s"
+        nodes = f" x{c.num_nodes}" if c.num_nodes > 1 else ""
+        table.add_row(
+            c.name,
+            f"{c.cloud} {c.zone} {c.instance_type}{nodes}",
+            c.market,
+            money(c.price_per_hour * c.num_nodes),
+            c.state,
+            use,
+            c.head_address or "-",
+        )
+    console().print(table)
 
 
 def plan_json(result: Plan, top: int, launchable: set[str]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from providers.offering import Offering
 from providers.snapshot import load_snapshot
-from scheduler.config import ConfigError, Settings
+from scheduler.config import Settings
 from scheduler.price_cache import PriceCache
 from scheduler.pricebook import FeedEntry, PriceBook
 from scheduler.store import Store
@@ -86,10 +86,7 @@ def build_price_book(settings: Settings, store: Store, environ: Mapping[str, str
 
 
 def cluster_manager(settings: Settings, store: Store, clock: Clock) -> ClusterManager | None:
-    """The cloud cluster manager for the clouds in SCHED_LAUNCH_CLOUDS (None: local only).
-
-    ConfigError when a cloud to launch on lacks what a launch needs (an image, a project).
-    """
+    """The cloud cluster manager for the clouds in SCHED_LAUNCH_CLOUDS (None: local only)."""
     from providers.ray_bootstrap import Bootstrap
     from scheduler.cluster_store import ClusterStore
     from scheduler.clusters import ClusterManager
@@ -101,8 +98,6 @@ def cluster_manager(settings: Settings, store: Store, clock: Clock) -> ClusterMa
     if "aws" in settings.launch_clouds:
         from providers.aws import AwsCompute
 
-        if not settings.aws_image:
-            raise ConfigError("SCHED_AWS_IMAGE: needed to launch on aws (an AMI id, ami-...)")
         computes["aws"] = AwsCompute()
         sweep["aws"] = list(settings.aws_regions)
     if "gcp" in settings.launch_clouds:
@@ -110,10 +105,7 @@ def cluster_manager(settings: Settings, store: Store, clock: Clock) -> ClusterMa
         from providers.gcp_compute import GcpCompute
         from providers.gcp_tpu_compute import GcpTpuCompute
 
-        if not settings.gcp_project:
-            raise ConfigError("SCHED_GCP_PROJECT: needed to launch on gcp")
-        if not settings.gcp_image:
-            raise ConfigError("SCHED_GCP_IMAGE: needed to launch on gcp (a GCE image)")
+        assert settings.gcp_project  # Settings refuses gcp without a project
         endpoint = GoogleEndpoint(
             api_endpoint=settings.gcp_api_endpoint, anonymous=settings.gcp_anonymous
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 from string import Formatter
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -90,6 +90,18 @@ class Settings(BaseModel):
     def _known_fields(cls, value: str) -> str:
         return check_address_template(value)
 
+    @model_validator(mode="after")
+    def _can_launch(self) -> Settings:
+        """A cloud to launch on needs what every launch there needs; said at start-up,
+        before a job is stored, not when the first job reaches the cloud."""
+        if "aws" in self.launch_clouds and not self.aws_image:
+            raise ValueError("SCHED_AWS_IMAGE: needed to launch on aws (an AMI id, ami-...)")
+        if "gcp" in self.launch_clouds and not self.gcp_project:
+            raise ValueError("SCHED_GCP_PROJECT: needed to launch on gcp")
+        if "gcp" in self.launch_clouds and not self.gcp_image:
+            raise ValueError("SCHED_GCP_IMAGE: needed to launch on gcp (a GCE image)")
+        return self
+
     @property
     def checkpoint_root(self) -> Path:
         return self.home / "checkpoints"
@@ -160,6 +172,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return Settings.model_validate(values)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
+        if not err["loc"]:  # a check across settings: its message names the variable
+            raise ConfigError(str(err["msg"]).removeprefix("Value error, ")) from None
         field = str(err["loc"][0])
         var = next((k for k, v in _ENV.items() if v == field), field)
         raise ConfigError(f"{var}: {err['msg']}") from None

@@ -101,6 +101,28 @@ def test_bad_setting_names_the_variable(cli: Cli) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SCHED_LAUNCH_CLOUDS": "aws"}, "SCHED_AWS_IMAGE"),
+        ({"SCHED_LAUNCH_CLOUDS": "gcp", "SCHED_GCP_IMAGE": "img"}, "SCHED_GCP_PROJECT"),
+        ({"SCHED_LAUNCH_CLOUDS": "gcp", "SCHED_GCP_PROJECT": "p"}, "SCHED_GCP_IMAGE"),
+        ({"SCHED_LAUNCH_CLOUDS": "aws,azure"}, "SCHED_LAUNCH_CLOUDS"),
+        ({"SCHED_CLUSTER_ADDRESS": "http://{host}:8265"}, "SCHED_CLUSTER_ADDRESS"),
+        ({"SCHED_IDLE_STOP": "-1"}, "SCHED_IDLE_STOP"),
+    ],
+)
+def test_cloud_launch_settings_are_checked_before_anything_is_stored(
+    cli: Cli, home: Path, env: dict[str, str], named: str
+) -> None:
+    cli.env.update(env)
+    result = cli("submit", "configs/examples/quickstart.yaml")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {named}: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not any(home.iterdir()), "a bad setting must not create the database"
+
+
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=12)
 )

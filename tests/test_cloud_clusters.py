@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import random
 import re
+import signal
+import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,8 +34,11 @@ from scheduler.api import Scheduler
 from scheduler.cluster_store import ClusterStore
 from scheduler.config import Settings, load_settings
 from scheduler.records import ClusterState
+from tests.conftest import REPO, SCHED
 from tests.fakes.aws_env import REGION, aws_environment, raw_ec2
 from tests.fakes.aws_pricing import ec2_product
+
+JOBS = 50
 
 AMI = "ami-12c6146b"
 STEPS = """
@@ -74,21 +82,23 @@ def priced(aws: dict[str, Any]) -> None:
     aws["ec2_front"].add("us-east-1b", "g5.xlarge", 0.405, now - timedelta(minutes=30))
 
 
-def cloud_settings(home: Path, ray_address: str, **extra: str) -> Settings:
+def cloud_env(home: Path, ray_address: str, **extra: str) -> dict[str, str]:
     port = ray_address.rsplit(":", 1)[1]
-    return load_settings(
-        {
-            "SCHED_HOME": str(home),
-            "SCHED_POLL_INTERVAL": "0.2",
-            "SCHED_RAY_ADDRESS": ray_address,
-            "SCHED_LAUNCH_CLOUDS": "aws",
-            "SCHED_AWS_IMAGE": AMI,
-            "SCHED_AWS_REGIONS": REGION,
-            "SCHED_CLUSTER_ADDRESS": f"http://127.0.0.1:{port}",
-            "SCHED_RAY_DASHBOARD_PORT": port,
-            **extra,
-        }
-    )
+    return {
+        "SCHED_HOME": str(home),
+        "SCHED_POLL_INTERVAL": "0.2",
+        "SCHED_RAY_ADDRESS": ray_address,
+        "SCHED_LAUNCH_CLOUDS": "aws",
+        "SCHED_AWS_IMAGE": AMI,
+        "SCHED_AWS_REGIONS": REGION,
+        "SCHED_CLUSTER_ADDRESS": f"http://127.0.0.1:{port}",
+        "SCHED_RAY_DASHBOARD_PORT": port,
+        **extra,
+    }
+
+
+def cloud_settings(home: Path, ray_address: str, **extra: str) -> Settings:
+    return load_settings(cloud_env(home, ray_address, **extra))
 
 
 def spec(name: str, workdir: Path, **extra: Any) -> dict[str, Any]:
@@ -200,8 +210,41 @@ def test_spot_termination_migrates_the_job_to_the_next_pool_and_resumes_it(
     assert head2["State"]["Name"] == "running"
     s.close()
 
+    # The same from the command line: the clusters, the ledger columns, stopping one.
+    env = sched_env(tmp_path / "home", gpu_ray)
+    listed = run_sched(env, "clusters")
+    assert c2.name in listed.stdout and "idle" in listed.stdout
+    assert c1.name not in listed.stdout  # terminated ones only with --all
+    assert c1.name in run_sched(env, "clusters", "--all").stdout
+    status = run_sched(env, "status", str(job.id)).stdout
+    assert "COMPUTE" in status and "EGRESS" in status and "PREEMPTED" in status
+    stopped = run_sched(env, "clusters", "--stop", c2.name)
+    assert stopped.returncode == 0 and "TERMINATED (stopped by user)" in stopped.stdout
+    assert ec2_instances(aws, **{"tag:sched:cluster": [c2.name]})[0]["State"]["Name"] in (
+        "shutting-down",
+        "terminated",
+    )
+    missing = run_sched(env, "clusters", "--stop", "nope")
+    assert missing.returncode == 2 and missing.stderr == "error: --stop: no cluster 'nope'\n"
 
-def test_warm_cluster_is_reused_when_cheaper_and_idle_ones_are_stopped(
+
+def sched_env(home: Path, ray_address: str) -> dict[str, str]:
+    """The environment of a `sched` process: the moto endpoints, and the cloud settings."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SCHED_", "RAY_"))},
+        **cloud_env(home, ray_address),
+        "RAY_AUTH_MODE": "disabled",
+        "COLUMNS": "250",
+    }
+
+
+def run_sched(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SCHED, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_warm_cluster_is_reused_and_an_idle_one_is_stopped(
     aws: dict[str, Any], priced: None, gpu_ray: str, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
@@ -267,4 +310,57 @@ def test_orphaned_machines_are_terminated(
     states = {i["InstanceId"]: i["State"]["Name"] for i in ec2_instances(aws)}
     assert states[orphan] in ("shutting-down", "terminated")
     assert states[theirs] == "running"
+    s.close()
+
+
+def test_killed_controllers_launch_each_machine_once(
+    aws: dict[str, Any], priced: None, gpu_ray: str, tmp_path: Path
+) -> None:
+    """50 jobs on AWS while `sched controller` is killed with -9 at random moments: every
+    job runs exactly once, and every launch key names exactly one machine in moto."""
+    env = sched_env(tmp_path / "home", gpu_ray)
+    s = Scheduler(load_settings(env))
+    job_spec = spec("once", tmp_path) | {"run": "echo ran-$SCHED_JOB_ID"}
+    del job_spec["workdir"]
+    ids = [s.submit(job_spec | {"name": f"once-{i}"}, start=False).id for i in range(JOBS)]
+    rng = random.Random(20261129)
+    kills = 0
+    deadline = time.monotonic() + 300
+    while s.unfinished() and time.monotonic() < deadline:
+        proc = subprocess.Popen(
+            [SCHED, "controller", "--interval", "0.1", "--exit-when-idle"],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            proc.wait(timeout=rng.uniform(1.5, 4.0))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)  # no chance to clean up
+            proc.wait()
+            kills += 1
+    assert kills >= 3, f"the controller was killed mid-work only {kills} times"
+    assert s.unfinished() == []
+    for job_id in ids:
+        view = s.get(job_id, refresh=False)
+        assert view.state is JobState.SUCCEEDED, (job_id, view.message)
+        assert len(s.attempts(job_id)) == 1, f"job {job_id} ran more than once"
+        assert s.logs(job_id).count(f"ran-{job_id}") == 1
+        assert len(s.store.ledger(job_id)) == 1
+
+    records = ClusterStore(s.store).all()
+    names = {c.name for c in records}
+    tagged = [
+        (m, {t["Key"]: t["Value"] for t in m["Tags"]})
+        for m in ec2_instances(aws, **{"tag-key": ["sched:cluster"]})
+    ]
+    ours = [(m, tags) for m, tags in tagged if tags["sched:cluster"] in names]
+    machines = [m for m, _ in ours]
+    keys = Counter(tags["sched:idempotency-key"] for _, tags in ours)
+    assert keys and max(keys.values()) == 1, f"duplicate launches: {keys.most_common(3)}"
+    recorded = {i for c in records for i in json.loads(c.instances_json)}
+    assert recorded == {m["InstanceId"] for m in machines}  # none launched and forgotten
+    assert len(records) <= JOBS  # warm clusters were reused, never one per retry
     s.close()

@@ -416,3 +416,31 @@ def test_an_interruption_notice_stops_the_job_with_sigterm(
             agent.wait()
         if client.get_job_status(sid) in (JobStatus.PENDING, JobStatus.RUNNING):
             client.stop_job(sid)
+
+
+def test_a_notice_with_the_jobs_api_down_is_retried_not_dropped() -> None:
+    """A worker's agent reaches the head over the network; if it cannot on the first try
+    it keeps trying (and says why) instead of exiting and leaving the job to SIGKILL."""
+    with FakeHttpServer() as meta:
+        meta.route("PUT", "/latest/api/token", lambda r: (200, b"TOKEN"))
+        meta.route("GET", ACTION_PATH, lambda r: TERMINATE)
+        agent = subprocess.Popen(
+            [
+                *(sys.executable, "providers/node_agent.py", "--cloud", "aws"),
+                *("--metadata", meta.url, "--ray", "http://127.0.0.1:9", "--interval", "0.1"),
+            ],
+            cwd=REPO,
+            env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                agent.wait(timeout=4)
+        finally:
+            agent.kill()
+            _, err = agent.communicate()
+    assert err.count("sched-agent: stopping jobs:") >= 2, err
+    assert "Traceback" not in err
