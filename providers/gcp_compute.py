@@ -317,6 +317,25 @@ class GcpCompute:
                 )
         return out
 
+    def managed(self, region: str, tag_key: str) -> list[Instance]:
+        """VMs in the region's zones carrying the label for ``tag_key`` that still bill
+        (not TERMINATED or STOPPED); the label is reported back under ``tag_key`` itself, so
+        callers need not know how labels are spelt."""
+        label = sanitize_label_key(tag_key)
+        zones = self._client("ZonesClient").list(project=self.project)
+        out = []
+        for zone in (z.name for z in zones if z.name.startswith(f"{region}-")):
+            for vm in self._client("InstancesClient").list(project=self.project, zone=zone):
+                data = _as_dict(vm)
+                labels = data.get("labels") or {}
+                if label not in labels or data.get("status") in ("TERMINATED", "STOPPED"):
+                    continue
+                found = instance_from_gce(data)
+                out.append(
+                    found.model_copy(update={"tags": {**found.tags, tag_key: labels[label]}})
+                )
+        return out
+
     def terminate(self, zone: str, instance_ids: Sequence[str]) -> None:
         """Delete; already-gone VMs are fine. Does not wait for the deletion to finish."""
         from google.api_core.exceptions import NotFound

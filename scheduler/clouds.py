@@ -110,6 +110,7 @@ def cluster_manager(settings: Settings, store: Store, clock: Clock) -> ClusterMa
             api_endpoint=settings.gcp_api_endpoint, anonymous=settings.gcp_anonymous
         )
         computes["gcp"] = GcpCompute(settings.gcp_project, endpoint)
+        sweep["gcp"] = list(settings.gcp_regions)
         computes["gcp-tpu"] = GcpTpuCompute(settings.gcp_project, endpoint)
     boot = Bootstrap(
         gcs_port=settings.ray_gcs_port,

@@ -36,6 +36,10 @@ class ClusterError(RuntimeError):
     """The cluster cannot be brought up (launch refused, or not up in time)."""
 
 
+class ClusterLost(ClusterError):
+    """The cloud took a machine back while the cluster was booting: a preemption."""
+
+
 class ClusterManager:
     def __init__(
         self,
@@ -200,7 +204,7 @@ class ClusterManager:
         why = lost(seen, [m.instance_id for m in machines])
         if why is not None:
             self.terminate(record, f"lost while booting: {why}")
-            raise ClusterError(f"cluster {record.name} lost while booting: {why}")
+            raise ClusterLost(f"cluster {record.name} lost while booting: {why}")
         return all(i.state is InstanceState.RUNNING and (i.private_ip or i.public_ip) for i in seen)
 
     # -- while a job runs ---------------------------------------------------------------

@@ -24,7 +24,7 @@ from providers.base import Provider
 from providers.network import NetworkPrices, load_network_prices
 from providers.offering import Offering
 from scheduler.cluster_policy import Choice, choose, cluster_name
-from scheduler.clusters import ClusterManager
+from scheduler.clusters import ClusterLost, ClusterManager
 from scheduler.config import Settings
 from scheduler.constraints import OfferingIndex
 from scheduler.cost_model import CostParams
@@ -267,6 +267,9 @@ class Controller:
                 address = provider.ensure_cluster(placement.offering, placement.num_nodes)
             else:
                 raise RuntimeError(f"no provider for {placement.offering.cloud}")
+        except ClusterLost as exc:
+            self._preempted(job, attempt, str(exc))
+            return self.store.get_job(job.id)
         except RuntimeError as exc:
             return self._fail(job, attempt, f"cluster bring-up failed: {exc}")
         self.store.update_attempt(attempt.id or 0, cluster_address=address)

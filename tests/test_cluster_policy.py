@@ -322,6 +322,9 @@ def test_cluster_settings_from_the_environment(tmp_path: Path) -> None:
             tmp_path,
             SCHED_CLUSTER_ADDRESS="https://{private_ip}:{port}",
             SCHED_LAUNCH_CLOUDS=" aws, gcp ,",
+            SCHED_AWS_IMAGE="ami-0123",
+            SCHED_GCP_PROJECT="p",
+            SCHED_GCP_IMAGE="img",
             SCHED_IDLE_STOP="0",
             SCHED_BOOT_TIMEOUT="120.5",
         )

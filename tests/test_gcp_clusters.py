@@ -9,19 +9,25 @@ head's IP, labels, preemption seen through the API, and termination.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from jobs.lifecycle import JobState
+from jobs.loading import parse_spec
 from providers.gcp_clients import GoogleEndpoint
 from providers.gcp_compute import GcpCompute
 from providers.gcp_tpu_compute import GcpTpuCompute
+from providers.instances import LaunchRequest
 from providers.offering import MarketKind, OfferedAccelerator
 from providers.ray_bootstrap import Bootstrap
 from scheduler.cluster_store import ClusterStore
 from scheduler.clusters import ClusterError, ClusterManager
+from scheduler.config import load_settings
+from scheduler.controller import Controller
 from scheduler.placement import CostBreakdown, Placement
 from scheduler.records import AttemptRecord, ClusterState
 from scheduler.store import Store
@@ -67,7 +73,12 @@ def head_api() -> Iterator[FakeHttpServer]:
 
 
 def manager(
-    tmp_path: Path, gce: FakeCompute, tpu: FakeTpu, head_api: FakeHttpServer, clock: Clock
+    tmp_path: Path,
+    gce: FakeCompute,
+    tpu: FakeTpu,
+    head_api: FakeHttpServer,
+    clock: Clock,
+    store: Store | None = None,
 ) -> ClusterManager:
     computes = {
         "gcp": GcpCompute(PROJECT, GoogleEndpoint(api_endpoint=gce.url, anonymous=True)),
@@ -79,7 +90,7 @@ def manager(
         ),
     }
     return ClusterManager(
-        ClusterStore(Store(f"sqlite:///{tmp_path / 'sched.db'}")),
+        ClusterStore(store or Store(f"sqlite:///{tmp_path / 'sched.db'}")),
         computes,
         Bootstrap(ray_version="2.0.0"),
         clock=clock,
@@ -211,3 +222,119 @@ def test_a_cluster_not_up_in_time_is_terminated(
     assert record.state == ClusterState.TERMINATED and "SCHED_BOOT_TIMEOUT" in (
         record.end_reason or ""
     )
+
+
+def test_orphaned_gce_vms_are_deleted_and_others_left(
+    tmp_path: Path, gce: FakeCompute, tpu: FakeTpu, head_api: FakeHttpServer
+) -> None:
+    """A VM labelled by sched that no cluster in the database claims is deleted by the
+    sweep; a VM without the label, and one of a live cluster, are left alone."""
+    clock = Clock()
+    m = manager(tmp_path, gce, tpu, head_api, clock)
+    m.sweep_regions = {"gcp": ["us-central1"]}
+    live = m.ensure(attempt(11), placement("g2-standard-4", 1, ("L4", 1, 24)), "sched-live-11", {})
+    assert live is not None
+    compute = m.computes["gcp"]
+    orphan = offering(
+        cloud="gcp",
+        region="us-central1",
+        zone="us-central1-a",
+        instance_type="g2-standard-4",
+        gpu=("L4", 1, 24),
+    )
+    [ghost] = compute.launch(
+        LaunchRequest(
+            offering=orphan,
+            idempotency_key="ghost",
+            name="ghost",
+            tags={"sched:cluster": "sched-ghost-1"},
+            image=IMAGE,
+        )
+    )
+    [theirs] = compute.launch(
+        LaunchRequest(
+            offering=orphan,
+            idempotency_key="theirs",
+            name="theirs",
+            tags={"team": "x"},
+            image=IMAGE,
+        )
+    )
+    done = m.maintain(active_attempts={11})
+    assert done == [f"terminated orphan {ghost.instance_id} (sched-ghost-1)"]
+    names = {n for (_, n) in gce.instances}
+    assert ghost.instance_id not in names
+    assert theirs.instance_id in names
+    [record] = m.store.live()
+    assert record.name == "sched-live-11"
+    assert all(n in names for n in json.loads(record.instances_json))
+
+
+def test_a_machine_lost_while_booting_is_a_preemption_and_the_job_moves(
+    tmp_path: Path, gce: FakeCompute, tpu: FakeTpu
+) -> None:
+    """The controller places a job on GCP spot in zone a; Google takes the head back before
+    the cluster is up: that is a preemption (the pool blocked, one interruption counted),
+    not a failure, and the job is placed again in zone b."""
+    gce.add_zone("us-central1-b")
+    gce.add_machine_type("us-central1-b", "g2-standard-4", 4, 16, {"nvidia-l4": 1})
+    offers = [
+        offering(
+            cloud="gcp",
+            region="us-central1",
+            zone=f"us-central1-{z}",
+            instance_type="g2-standard-4",
+            market=MarketKind.SPOT,
+            price=price,
+            gpu=("L4", 1, 24),
+        )
+        for z, price in (("a", 0.30), ("b", 0.32))
+    ]
+    clock = Clock()
+    store = Store(f"sqlite:///{tmp_path / 'sched.db'}")
+    with FakeHttpServer() as silent:  # the heads never answer: the clusters stay booting
+        m = manager(tmp_path, gce, tpu, silent, clock, store)
+        controller = Controller(
+            store,
+            {},
+            load_settings({"SCHED_HOME": str(tmp_path)}),
+            clock,
+            cloud_offerings=lambda: offers,
+            clusters=m,
+        )
+        spec = parse_spec(
+            {
+                "name": "boot-lost",
+                "run": "echo hi",
+                "resources": {"accelerators": "L4:1"},
+                "constraints": {"clouds": ["gcp"]},
+            },
+            source="<test>",
+            now=T0,
+        )
+        job = store.add_job(spec, submitted_at=T0, deadline_at=None)
+        assert job.id is not None
+        controller.reconcile()
+        assert store.get_job(job.id).state == JobState.PROVISIONING
+        [booting] = m.store.live()
+        assert booting.zone == "us-central1-a"
+        [head_id] = json.loads(booting.instances_json)
+        gce.preempt("us-central1-a", head_id)
+        clock.now = T0 + timedelta(minutes=2)
+        controller.reconcile()  # sees the loss: PREEMPTED
+        controller.reconcile()  # re-plans without zone a
+    after = store.get_job(job.id)
+    assert after.interruptions == 1
+    assert after.state == JobState.PROVISIONING
+    attempts = store.attempts(job.id)
+    assert [(a.zone, a.state) for a in attempts] == [
+        ("us-central1-a", "PREEMPTED"),
+        ("us-central1-b", "STARTING"),
+    ]
+    assert "lost while booting" in (attempts[0].message or "")
+    # Two minutes of a $0.30/h machine that was asked for and lost: billed, no data moved.
+    [line] = store.ledger(job.id)
+    assert line.compute_usd == pytest.approx(0.30 * 2 / 60)
+    assert line.outcome == "PREEMPTED"
+    states = [e.to_state for e in store.events(job.id)]
+    assert states[-4:] == ["PREEMPTED", "MIGRATING", "PLACED", "PROVISIONING"]
