@@ -85,6 +85,30 @@ class Settings(BaseModel):
         default=900, gt=0, description="Give up on a cluster not up after this many seconds."
     )
 
+    required_tags: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REQUIRED_TAGS),
+        description="Tags every job must carry; SCHED_REQUIRED_TAGS=none requires none.",
+    )
+    commitments_file: Path | None = Field(
+        default=None, description="YAML file declaring Savings Plans and CUDs."
+    )
+    budgets_file: Path | None = Field(default=None, description="YAML file declaring budgets.")
+    keep_tag: str = Field(
+        default="sched:keep", min_length=1, description="Machines with this tag are never stopped."
+    )
+    audit_idle_hours: float = Field(
+        default=24.0, gt=0, description="An instance this long without work is idle."
+    )
+    scavenger_on_demand: bool = Field(
+        default=False,
+        description="Let scavenger jobs spend on-demand money beyond commitment headroom.",
+    )
+
+    @field_validator("required_tags")
+    @classmethod
+    def _no_tags(cls, value: list[str]) -> list[str]:
+        return [] if [v.lower() for v in value] == ["none"] else value
+
     @field_validator("cluster_address")
     @classmethod
     def _known_fields(cls, value: str) -> str:
@@ -107,6 +131,7 @@ class Settings(BaseModel):
         return self.home / "checkpoints"
 
 
+DEFAULT_REQUIRED_TAGS = ("team", "project", "environment", "cost_center", "owner")
 DEFAULT_AWS_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1")
 DEFAULT_GCP_REGIONS = (
     "us-central1",
@@ -142,6 +167,12 @@ _ENV = {
     "SCHED_CLUSTER_ADDRESS": "cluster_address",
     "SCHED_IDLE_STOP": "cluster_idle_stop_s",
     "SCHED_BOOT_TIMEOUT": "cluster_boot_timeout_s",
+    "SCHED_REQUIRED_TAGS": "required_tags",
+    "SCHED_COMMITMENTS": "commitments_file",
+    "SCHED_BUDGETS": "budgets_file",
+    "SCHED_KEEP_TAG": "keep_tag",
+    "SCHED_AUDIT_IDLE_HOURS": "audit_idle_hours",
+    "SCHED_SCAVENGER_ON_DEMAND": "scavenger_on_demand",
 }
 # Variables holding lists: SCHED_CATALOG is split like PATH, regions on commas.
 _LIST_SEPARATORS = {
@@ -149,6 +180,7 @@ _LIST_SEPARATORS = {
     "aws_regions": ",",
     "gcp_regions": ",",
     "launch_clouds": ",",
+    "required_tags": ",",
 }
 
 
