@@ -86,7 +86,13 @@ def one_round(s: Scheduler, cluster: object, work: Path, n: int) -> dict[str, fl
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, pool_cluster() as (cluster, address):
-        settings = load_settings({"SCHED_HOME": f"{tmp}/home", "SCHED_RAY_ADDRESS": address})
+        settings = load_settings(
+            {
+                "SCHED_REQUIRED_TAGS": "none",
+                "SCHED_HOME": f"{tmp}/home",
+                "SCHED_RAY_ADDRESS": address,
+            }
+        )
         work = Path(tmp) / "work"
         work.mkdir()
         (work / "steps.py").write_text(STEPS)

@@ -31,6 +31,7 @@ def main() -> None:
     ray_tmp = tempfile.mkdtemp(prefix="sray-", dir="/tmp")
     settings = load_settings(
         {
+            "SCHED_REQUIRED_TAGS": "none",
             "SCHED_HOME": str(home),
             "SCHED_RAY_PORT": str(free_port()),
             "SCHED_RAY_DASHBOARD_PORT": str(free_port()),

@@ -128,6 +128,10 @@ class JobHandle:
 SpecInput = JobSpec | str | Path | Mapping[str, Any]
 
 
+def missing_tags(spec: JobSpec, required: list[str]) -> list[str]:
+    return [t for t in required if not str(spec.tags.get(t, "")).strip()]
+
+
 class Scheduler:
     def __init__(
         self,
@@ -244,8 +248,19 @@ class Scheduler:
     # -- jobs ---------------------------------------------------------------------------
 
     def submit(self, spec: SpecInput, *, start: bool = True) -> JobHandle:
-        """Store the job (PENDING); with ``start`` also place it and hand it to Ray."""
+        """Store the job (PENDING); with ``start`` also place it and hand it to Ray.
+
+        SpecError when it lacks a tag of SCHED_REQUIRED_TAGS: an untagged bill has no owner,
+        so such a job is refused before anything is stored."""
         parsed = self.load(spec)
+        missing = missing_tags(parsed, self.settings.required_tags)
+        if missing:
+            where = f"{spec}: " if isinstance(spec, str | Path) else ""
+            required = ",".join(self.settings.required_tags)
+            raise SpecError(
+                f"{where}tags: missing required tag{'s' if len(missing) > 1 else ''}"
+                f" {', '.join(missing)} (SCHED_REQUIRED_TAGS={required})"
+            )
         now = self.clock()
         job = self.store.add_job(parsed, submitted_at=now, deadline_at=parsed.deadline_at(now))
         assert job.id is not None

@@ -76,13 +76,20 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(home: Path) -> Settings:
-    return load_settings({"SCHED_HOME": str(home), "SCHED_POLL_INTERVAL": "0.2"})
+    return load_settings(
+        {"SCHED_HOME": str(home), "SCHED_POLL_INTERVAL": "0.2", "SCHED_REQUIRED_TAGS": "none"}
+    )
 
 
 @pytest.fixture
 def ray_settings(home: Path, ray_cluster: RayTestCluster) -> Settings:
     return load_settings(
-        {"SCHED_HOME": str(home), "SCHED_POLL_INTERVAL": "0.2", **ray_cluster.env()}
+        {
+            "SCHED_HOME": str(home),
+            "SCHED_POLL_INTERVAL": "0.2",
+            "SCHED_REQUIRED_TAGS": "none",
+            **ray_cluster.env(),
+        }
     )
 
 
@@ -104,7 +111,15 @@ class Cli:
 
 def _base_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHED_", "RAY_"))}
-    env.update({"SCHED_HOME": str(home), "SCHED_POLL_INTERVAL": "0.2", "COLUMNS": "200"})
+    # Tests submit small specs without cost tags; tests/test_tags.py checks the requirement.
+    env.update(
+        {
+            "SCHED_HOME": str(home),
+            "SCHED_POLL_INTERVAL": "0.2",
+            "COLUMNS": "200",
+            "SCHED_REQUIRED_TAGS": "none",
+        }
+    )
     return env
 
 

@@ -87,6 +87,7 @@ def cloud_env(home: Path, ray_address: str, **extra: str) -> dict[str, str]:
     return {
         "SCHED_HOME": str(home),
         "SCHED_POLL_INTERVAL": "0.2",
+        "SCHED_REQUIRED_TAGS": "none",
         "SCHED_RAY_ADDRESS": ray_address,
         "SCHED_LAUNCH_CLOUDS": "aws",
         "SCHED_AWS_IMAGE": AMI,

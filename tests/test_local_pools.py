@@ -47,6 +47,7 @@ def test_losing_a_pool_node_migrates_the_job_and_resumes_it(
     cluster, nodes, address = pools
     settings = load_settings(
         {
+            "SCHED_REQUIRED_TAGS": "none",
             "SCHED_HOME": str(tmp_path / "home"),
             "SCHED_POLL_INTERVAL": "0.2",
             "SCHED_RAY_ADDRESS": address,
