@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -183,3 +184,59 @@ class Headroom:
         usage = Usage.of(offering, num_nodes, offering.price_per_hour)
         free = sum(h.headroom for h in self.allocation.hours if covers(h.commitment, usage))
         return min(free, usage.on_demand_per_hour)
+
+
+class Ran(Protocol):
+    """What utilization needs of an attempt (AttemptRecord has these)."""
+
+    cloud: str
+    region: str
+    instance_type: str
+    market: str
+    price_per_hour: float
+    num_nodes: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    job_id: int
+
+
+def usage_in_hour(attempt: Ran, hour: datetime, now: datetime) -> Usage | None:
+    """The attempt's usage within ``[hour, hour + 1h)``; running attempts count up to now."""
+    if attempt.started_at is None:
+        return None
+    end = attempt.ended_at or now
+    overlap = (min(end, hour + HOUR) - max(attempt.started_at, hour)).total_seconds() / 3600
+    if overlap <= 0:
+        return None
+    return Usage(
+        cloud=attempt.cloud,
+        region=attempt.region,
+        instance_type=attempt.instance_type,
+        market=MarketKind(attempt.market),
+        on_demand_per_hour=attempt.price_per_hour * attempt.num_nodes,
+        hours=min(1.0, overlap),
+        job_id=attempt.job_id,
+    )
+
+
+def hourly(
+    commitments: Sequence[Commitment],
+    attempts: Sequence[Ran],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[tuple[datetime, HourAllocation]]:
+    """Each whole hour from ``start`` (floored) to ``end``: how the commitments were used.
+
+    On-demand attempts are priced at the rate they ran at, which is the on-demand rate
+    commitments are measured in; spot attempts are not covered and only add to usage."""
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    out = []
+    while hour < end:
+        usages = [u for a in attempts if (u := usage_in_hour(a, hour, now)) is not None]
+        out.append((hour, allocate(commitments, usages, hour)))
+        hour += HOUR
+    return out
+
+
+HOUR = timedelta(hours=1)
