@@ -60,6 +60,7 @@ class AttemptState(StrEnum):
     FAILED = "FAILED"
     STOPPED = "STOPPED"
     PREEMPTED = "PREEMPTED"
+    YIELDED = "YIELDED"  # a scavenger that gave its commitment headroom to paid-for work
 
     @property
     def finished(self) -> bool:

@@ -6,10 +6,10 @@ cover and how much of them is used is worked out in scheduler/commitments.py.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class CommitmentKind(StrEnum):
@@ -40,6 +40,12 @@ class Commitment(BaseModel):
     start: datetime
     end: datetime
     source: str = Field(default="config", description="config, or the API it was read from.")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        """A date or a time without a zone is UTC, which is what both clouds bill in."""
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _scoped(self) -> Commitment:

@@ -29,6 +29,8 @@ from scheduler.clouds import build_price_book, cluster_manager
 from scheduler.cluster_store import ClusterStore
 from scheduler.config import Settings, load_settings
 from scheduler.controller import Controller
+from scheduler.finops import FinOps
+from scheduler.finops_config import load_budgets, load_commitments
 from scheduler.placement import Plan
 from scheduler.price_query import PriceQuery, select_offerings
 from scheduler.pricebook import PriceBook, PriceView, Refresh
@@ -147,6 +149,7 @@ class Scheduler:
         self.store = Store(self.settings.db_url)
         self._providers = providers
         self._controller: Controller | None = None
+        self._finops: FinOps | None = None
         self._price_book: PriceBook | None = None
         self._views: dict[Refresh, tuple[datetime, PriceView]] = {}
 
@@ -182,6 +185,17 @@ class Scheduler:
         return self._price_book
 
     @property
+    def finops(self) -> FinOps:
+        """Commitments and budgets from their files (read once; ConfigError names the file)."""
+        if self._finops is None:
+            commitments = load_commitments(self.settings.commitments_file)
+            budgets = load_budgets(self.settings.budgets_file)
+            self._finops = FinOps(
+                self.store, self.clock, commitments=lambda: commitments, budgets=budgets
+            )
+        return self._finops
+
+    @property
     def controller(self) -> Controller:
         if self._controller is None:
             self._controller = Controller(
@@ -191,6 +205,7 @@ class Scheduler:
                 self.clock,
                 cloud_offerings=lambda: self.price_view(Refresh.AUTO).offerings,
                 clusters=cluster_manager(self.settings, self.store, self.clock),
+                finops=self.finops,
             )
         return self._controller
 
@@ -261,11 +276,12 @@ class Scheduler:
                 f"{where}tags: missing required tag{'s' if len(missing) > 1 else ''}"
                 f" {', '.join(missing)} (SCHED_REQUIRED_TAGS={required})"
             )
+        controller = self.controller  # every setting and file checked before anything is stored
         now = self.clock()
         job = self.store.add_job(parsed, submitted_at=now, deadline_at=parsed.deadline_at(now))
         assert job.id is not None
         if start:
-            self.controller.reconcile([job.id])
+            controller.reconcile([job.id])
         return JobHandle(self, job.id)
 
     def reconcile(self, job_ids: list[int] | None = None) -> list[str]:

@@ -14,27 +14,29 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from jobs.accelerators import AcceleratorKind
 from jobs.lifecycle import AttemptState, JobState
-from jobs.spec import JobSpec
+from jobs.spec import JobSpec, Priority
 from providers.base import Provider
 from providers.network import NetworkPrices, load_network_prices
 from providers.offering import Offering
-from scheduler.cluster_policy import Choice, choose, cluster_name
+from scheduler.budgets import BudgetStatus, braking, holding
+from scheduler.cluster_policy import choose, cluster_name
 from scheduler.clusters import ClusterLost, ClusterManager
+from scheduler.commitments import Usage
 from scheduler.config import Settings
 from scheduler.constraints import OfferingIndex
-from scheduler.cost_model import CostParams
-from scheduler.explain import money, why_first
+from scheduler.cost_model import CommitmentCredit, CostParams
+from scheduler.explain import money, placement_reason
+from scheduler.finops import FinOps, job_tags
+from scheduler.job_env import entrypoint_resources, gpus, memory_bytes, runtime_env
 from scheduler.ledger import settle
 from scheduler.migration import replan_context
 from scheduler.placement import Placement, Plan, hours_until, plan
-from scheduler.preemption import daly_interval
 from scheduler.ray_jobs import RayJobs, RayUnavailable
 from scheduler.records import AttemptRecord, JobRecord, LedgerRecord
+from scheduler.scavenger import make_room, may_use, overflow
 from scheduler.store import StaleState, Store
 
 Clock = Callable[[], datetime]
@@ -59,11 +61,14 @@ class Controller:
         cloud_offerings: Callable[[], Sequence[Offering]] = tuple,
         cost_params: CostParams | None = None,
         clusters: ClusterManager | None = None,
+        finops: FinOps | None = None,
     ) -> None:
         """``cloud_offerings`` gives the price book's offerings (empty: local only);
         ``clusters`` brings Ray clusters up on the clouds it is configured for."""
         self.store = store
         self.clusters = clusters
+        self.finops = finops
+        self._budgets: list[BudgetStatus] | None = None  # this pass's, read once per pass
         self._cloud_offerings = cloud_offerings
         self.cost_params = cost_params or CostParams()
         self._network: NetworkPrices | None = None
@@ -117,6 +122,7 @@ class Controller:
         cloud: Sequence[Offering] | None = None,
         launchable_only: bool = False,
         attempts: Sequence[AttemptRecord] = (),
+        commitments: CommitmentCredit | None = None,
     ) -> Plan:
         """The same ranking for `sched plan` and for placing a job; placing a job also
         keeps to the clouds this controller can launch on, and to what its earlier
@@ -129,7 +135,14 @@ class Controller:
             cooldown_s=self.settings.pool_cooldown_s,
             launchable_clouds=self.launchable_clouds if launchable_only else None,
         )
-        return plan(spec, self.offerings(cloud), self.network, ctx=ctx, params=self.cost_params)
+        return plan(
+            spec,
+            self.offerings(cloud),
+            self.network,
+            ctx=ctx,
+            params=self.cost_params,
+            commitments=commitments,
+        )
 
     # -- the reconcile step ---------------------------------------------------------------
 
@@ -144,8 +157,11 @@ class Controller:
         else:
             jobs = [self.store.get_job(i) for i in job_ids]
         warnings: list[str] = []
+        self._budgets = None
         if job_ids is None and place and self.clusters is not None:
             warnings += self._maintain(jobs)
+        if job_ids is None and place and self.finops is not None:
+            warnings += self._finops_pass()
         for job in sorted(jobs, key=lambda j: j.id or 0):
             if not place and job.state != JobState.RUNNING and not job.cancel_requested:
                 continue
@@ -195,11 +211,36 @@ class Controller:
     def _place(self, job: JobRecord) -> JobRecord:
         assert job.id is not None
         spec = JobSpec.model_validate_json(job.spec_json)
+        priority = Priority(job.priority)
+        held = holding(self.budget_statuses(), job_tags(job), priority)
+        if held is not None:
+            self.store.note(job.id, f"held: budget {held.describe()}")
+            return job
+        credit = (
+            self.finops.headroom(priority)
+            if self.finops is not None and self.finops.commitments
+            else None
+        )
         result = self.plan(
-            spec, job.deadline_at, launchable_only=True, attempts=self.store.attempts(job.id)
+            spec,
+            job.deadline_at,
+            launchable_only=True,
+            attempts=self.store.attempts(job.id),
+            commitments=credit,
         )
         now = self.clock()
         waiting = [JobState.PENDING, JobState.MIGRATING]
+        if priority is Priority.SCAVENGER:
+            allowed = self.settings.scavenger_on_demand
+            fits = [p for p in result.placements if may_use(p, spec, allowed)]
+            if result.placements and not fits:
+                self.store.note(
+                    job.id,
+                    "waiting for idle commitment headroom (or spot under max_price_per_hour):"
+                    f" the cheapest now costs {money(result.placements[0].cost.total)}",
+                )
+                return job
+            result = result.model_copy(update={"placements": fits})
         if not result.placements:
             return self.store.transition(
                 job.id,
@@ -228,14 +269,17 @@ class Controller:
             submission_id=submission_id(job, number),
             created_at=now,
         )
-        return self.store.transition(
+        placed = self.store.transition(
             job.id,
             JobState.PLACED,
             at=now,
             expect=waiting,
-            reason=_explain(choice, result),
+            reason=placement_reason(choice, result),
             new_attempt=attempt,
         )
+        if self.finops is not None and priority is not Priority.SCAVENGER:
+            self._make_room(job, best)
+        return placed
 
     def _start_provisioning(self, job: JobRecord) -> JobRecord:
         assert job.id is not None and job.current_attempt_id is not None
@@ -278,11 +322,11 @@ class Controller:
             self.ray(address).submit(
                 attempt.submission_id,
                 spec.run,
-                runtime_env=self._runtime_env(job, attempt, spec),
+                runtime_env=runtime_env(self.settings, job, attempt, spec),
                 num_cpus=spec.resources.cpus,
-                num_gpus=_gpus(placement),
-                memory_bytes=_memory_bytes(spec),
-                resources=_entrypoint_resources(provider, placement),
+                num_gpus=gpus(placement),
+                memory_bytes=memory_bytes(spec),
+                resources=entrypoint_resources(provider, placement),
                 metadata={"sched_job_id": str(job.id), "sched_attempt": str(attempt.number)},
             )
         except RayUnavailable as exc:
@@ -296,39 +340,6 @@ class Controller:
             reason=f"submitted to Ray at {address} as {attempt.submission_id}",
             attempt_updates={"state": AttemptState.RUNNING, "started_at": started},
         )
-
-    def checkpoint_location(self, job: JobRecord, spec: JobSpec) -> str:
-        if spec.checkpoint is not None and spec.checkpoint.uri:
-            uri = spec.checkpoint.uri
-            return uri.removeprefix("file://") if uri.startswith("file://") else uri
-        return str(self.settings.checkpoint_root / f"job-{job.id}")
-
-    def _runtime_env(self, job: JobRecord, attempt: AttemptRecord, spec: JobSpec) -> dict[str, Any]:
-        checkpoint = self.checkpoint_location(job, spec)
-        env = dict(spec.env)
-        env.update(
-            {
-                "SCHED_JOB_ID": str(job.id),
-                "SCHED_JOB_NAME": job.name,
-                "SCHED_ATTEMPT": str(attempt.number),
-                "SCHED_CHECKPOINT_DIR": checkpoint,
-            }
-        )
-        interval = checkpoint_interval_s(
-            Placement.model_validate_json(attempt.placement_json), spec
-        )
-        if interval is not None:
-            env["SCHED_CHECKPOINT_INTERVAL_S"] = str(round(interval))
-        if "://" not in checkpoint:
-            Path(checkpoint).mkdir(parents=True, exist_ok=True)
-            if any(Path(checkpoint).iterdir()):
-                env["SCHED_RESUME_FROM"] = checkpoint
-        elif attempt.number > 1:
-            env["SCHED_RESUME_FROM"] = checkpoint
-        runtime_env: dict[str, Any] = {"env_vars": env}
-        if spec.workdir:
-            runtime_env["working_dir"] = spec.workdir
-        return runtime_env
 
     def _refresh(self, job: JobRecord) -> None:
         assert job.id is not None and job.current_attempt_id is not None
@@ -468,7 +479,70 @@ class Controller:
         self._release(attempt)
         return failed
 
-    def _cancel(self, job: JobRecord, stop_timeout_s: float = 30.0) -> None:
+    # -- commitments and budgets ------------------------------------------------------
+
+    def budget_statuses(self) -> list[BudgetStatus]:
+        if self.finops is None:
+            return []
+        if self._budgets is None:
+            self._budgets = self.finops.budget_statuses()
+        return self._budgets
+
+    def _finops_pass(self) -> list[str]:
+        """Once per full pass: new alerts, brakes, and scavengers whose headroom is gone."""
+        assert self.finops is not None
+        said = self.finops.tick()
+        required = self.settings.required_tags
+        for job, _ in self.store.active():
+            brake = braking(self.budget_statuses(), job_tags(job), Priority(job.priority), required)
+            if brake is not None:
+                self._cancel(job, why=f"stopped by budget brake: {brake.describe()}")
+                said.append(f"budget brake stopped job {job.id}: {brake.describe()}")
+        for job_id in overflow(self.finops.commitments, self.finops.running(), self.clock()):
+            self._yield(job_id, "its commitment headroom is gone")
+            said.append(f"scavenger job {job_id} yielded: commitment headroom gone")
+        return said
+
+    def _make_room(self, job: JobRecord, best: Placement) -> None:
+        """Stop the scavengers sitting in the headroom this placement was priced with."""
+        assert self.finops is not None
+        if best.cost.credit <= 0:
+            return
+        need = Usage.of(best.offering, best.num_nodes, best.offering.price_per_hour)
+        for job_id in make_room(self.finops.commitments, self.finops.running(), need, self.clock()):
+            self._yield(job_id, f"gave its commitment headroom to job {job.id}")
+
+    def _yield(self, job_id: int, why: str) -> None:
+        """A scavenger steps aside: SIGTERM (its chance to checkpoint), the attempt ends
+        YIELDED (no interruption counted, no pool blocked), and it queues again."""
+        job = self.store.get_job(job_id)
+        if job.state not in _ACTIVE or job.current_attempt_id is None:
+            return
+        attempt = self.store.attempt(job.current_attempt_id)
+        if attempt.cluster_address:
+            with contextlib.suppress(RayUnavailable):
+                self.ray(attempt.cluster_address).stop(attempt.submission_id)
+        now = self.clock()
+        line = self._settle(attempt, now, AttemptState.YIELDED)
+        with contextlib.suppress(StaleState):
+            self.store.transition(
+                job_id,
+                JobState.PREEMPTED,
+                at=now,
+                expect=_ACTIVE,
+                reason=f"yielded: {why}",
+                job_updates={"cost": job.cost + line.total_usd},
+                attempt_updates={
+                    "state": AttemptState.YIELDED,
+                    "ended_at": now,
+                    "message": why,
+                    "cost": line.total_usd,
+                },
+                ledger=line,
+            )
+            self._release(attempt)
+
+    def _cancel(self, job: JobRecord, stop_timeout_s: float = 30.0, why: str = "") -> None:
         assert job.id is not None
         state = JobState(job.state)
         attempt = self.store.attempt(job.current_attempt_id) if job.current_attempt_id else None
@@ -487,7 +561,8 @@ class Controller:
                 return
         now = self.clock()
         updates: dict[str, Any] = {}
-        job_updates: dict[str, Any] = {"message": "cancelled by user"}
+        why = why or "cancelled by user"
+        job_updates: dict[str, Any] = {"message": why}
         line = None
         if attempt is not None and not AttemptState(attempt.state).finished:
             line = self._settle(attempt, now, AttemptState.STOPPED)
@@ -497,60 +572,10 @@ class Controller:
             job.id,
             JobState.CANCELLED,
             at=now,
-            reason="cancelled by user",
+            reason=why,
             job_updates=job_updates,
             attempt_updates=updates or None,
             ledger=line,
         )
         if attempt is not None:
             self._release(attempt)
-
-
-ON_DEMAND_MTBF_HOURS = 720.0
-"""Machines that are not preempted still fail; a month between failures is assumed, so a
-job on on-demand capacity is told to checkpoint too, just rarely."""
-
-
-def checkpoint_interval_s(placement: Placement, spec: JobSpec) -> float | None:
-    """How often the job should checkpoint: Daly's interval for the placement's
-    interruption rate (the one the plan's preemption cost assumed); None when the job does
-    not checkpoint or a checkpoint is instantaneous."""
-    if spec.checkpoint is None or spec.checkpoint.write_seconds <= 0:
-        return None
-    spot = placement.spot
-    if spot is not None and spot.checkpoint_interval_hours:
-        return spot.checkpoint_interval_hours * 3600
-    return daly_interval(spec.checkpoint.write_seconds / 3600, ON_DEMAND_MTBF_HOURS) * 3600
-
-
-def _explain(choice: Choice, result: Plan) -> str:
-    """One line a person can check: where, at what price, and against what."""
-    best = choice.placement
-    line = (
-        f"placed on {best.describe()} at {money(best.price_per_hour)}/h, expected"
-        f" {money(best.cost.total)} over {best.expected_hours:.2f} h"
-    )
-    if choice.warm:
-        line += (
-            f"; a warm cluster of that shape is idle, which saves {money(choice.saving)} of"
-            f" boot time ({money(choice.expected)} expected)"
-        )
-    others = [p for p in result.placements if p is not best]
-    if others:
-        return f"{line}; {why_first(best, others[0])}"
-    return f"{line}; the only feasible placement of {result.considered} offerings"
-
-
-def _entrypoint_resources(provider: Provider, placement: Placement) -> dict[str, float] | None:
-    pin = getattr(provider, "entrypoint_resources", None)
-    return pin(placement.offering) if pin is not None else None
-
-
-def _gpus(placement: Placement) -> int | None:
-    accel = placement.accelerator
-    return accel.count if accel is not None and accel.kind is AcceleratorKind.GPU else None
-
-
-def _memory_bytes(spec: JobSpec) -> int | None:
-    gb = spec.resources.memory_gb
-    return int(gb * 1e9) if gb else None

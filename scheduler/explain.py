@@ -6,7 +6,8 @@ preemptions, local data) and what outweighs it, so a user can check the choice b
 
 from __future__ import annotations
 
-from scheduler.placement import Placement
+from scheduler.cluster_policy import Choice
+from scheduler.placement import Placement, Plan
 
 
 def money(usd: float) -> str:
@@ -83,3 +84,21 @@ def why_first(first: Placement, second: Placement) -> str:
     if cons:
         return f"{text}: {'; '.join(cons)}"
     return text
+
+
+def placement_reason(choice: Choice, result: Plan) -> str:
+    """One line a person can check: where, at what price, and against what."""
+    best = choice.placement
+    line = (
+        f"placed on {best.describe()} at {money(best.price_per_hour)}/h, expected"
+        f" {money(best.cost.total)} over {best.expected_hours:.2f} h"
+    )
+    if choice.warm:
+        line += (
+            f"; a warm cluster of that shape is idle, which saves {money(choice.saving)} of"
+            f" boot time ({money(choice.expected)} expected)"
+        )
+    others = [p for p in result.placements if p is not best]
+    if others:
+        return f"{line}; {why_first(best, others[0])}"
+    return f"{line}; the only feasible placement of {result.considered} offerings"

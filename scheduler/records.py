@@ -145,3 +145,16 @@ class LedgerRecord(SQLModel, table=True):
     total_usd: float
     outcome: str
     settled_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class AlertRecord(SQLModel, table=True):
+    """A budget level, forecast or spend anomaly, raised once per key (say, per budget,
+    level and month) however many scheduling ticks it lasts."""
+
+    __tablename__ = "alert"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    kind: str = Field(index=True, description="budget, budget-forecast or anomaly.")
+    message: str
+    at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from jobs.spec import Priority
+from jobs.spec import JobSpec, Priority
 from providers.offering import MarketKind
 from scheduler.commitments import Commitment, Usage, allocate
+from scheduler.placement import Placement
 
 COVERED_EPS = 1e-9
 
@@ -102,3 +103,13 @@ def overflow(
             break
         stop.append(scavengers.pop().job_id)
     return stop
+
+
+def may_use(p: Placement, spec: JobSpec, on_demand_allowed: bool) -> bool:
+    """Scavengers run where they cost (next to) nothing: inside commitment headroom or on
+    capacity already paid for (a $0/h local machine), or on spot under their own max price;
+    on-demand money only when the setting allows it."""
+    if p.cost.total <= 1e-6 or on_demand_allowed:
+        return True
+    limit = spec.constraints.max_price_per_hour
+    return p.offering.market is MarketKind.SPOT and limit is not None

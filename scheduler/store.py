@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, func
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from jobs.lifecycle import JobState, check_transition
 from jobs.spec import JobSpec
-from scheduler.records import AttemptRecord, EventRecord, JobRecord, LedgerRecord
+from scheduler.records import AlertRecord, AttemptRecord, EventRecord, JobRecord, LedgerRecord
 
 
 class StaleState(RuntimeError):
@@ -282,5 +282,46 @@ class Store:
         query = (
             select(LedgerRecord).where(LedgerRecord.job_id == job_id).order_by(col(LedgerRecord.id))
         )
+        with self.reading() as session:
+            return list(session.exec(query).all())
+
+    def ledger_since(self, since: datetime | None) -> list[tuple[LedgerRecord, JobRecord]]:
+        """Ledger lines settled since ``since`` (all with None), each with its job (tags)."""
+        query = select(LedgerRecord, JobRecord).where(LedgerRecord.job_id == JobRecord.id)
+        if since is not None:
+            query = query.where(LedgerRecord.settled_at >= since)
+        with self.reading() as session:
+            return [(line, job) for line, job in session.exec(query.order_by(col(LedgerRecord.id)))]
+
+    def active(self) -> list[tuple[JobRecord, AttemptRecord]]:
+        """Jobs with an attempt on a cluster now (PROVISIONING or RUNNING), with it."""
+        query = select(JobRecord, AttemptRecord).where(
+            JobRecord.current_attempt_id == AttemptRecord.id,
+            col(JobRecord.state).in_([JobState.PROVISIONING, JobState.RUNNING]),
+        )
+        with self.reading() as session:
+            return [(job, attempt) for job, attempt in session.exec(query)]
+
+    def note(self, job_id: int, message: str) -> None:
+        """Say why a job waits, without a state change (no event: it may be said often)."""
+        with self.writing() as session:
+            job = self._locked(session, job_id)
+            if job.message != message:
+                job.message = message
+                session.add(job)
+
+    def raise_alert(self, key: str, kind: str, message: str, at: datetime) -> bool:
+        """Record an alert once; False when that key was raised before."""
+        try:
+            with self.writing() as session:
+                session.add(AlertRecord(key=key, kind=kind, message=message, at=at))
+            return True
+        except IntegrityError:
+            return False
+
+    def alerts(self, since: datetime | None = None) -> list[AlertRecord]:
+        query = select(AlertRecord).order_by(col(AlertRecord.id))
+        if since is not None:
+            query = query.where(AlertRecord.at >= since)
         with self.reading() as session:
             return list(session.exec(query).all())

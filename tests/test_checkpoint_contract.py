@@ -11,7 +11,7 @@ from jobs.loading import parse_spec
 from jobs.spec import JobSpec
 from providers.network import load_network_prices
 from providers.offering import MarketKind, Offering
-from scheduler.controller import checkpoint_interval_s
+from scheduler.job_env import checkpoint_interval_s
 from scheduler.placement import plan
 from tests.offerings import offering
 
