@@ -25,8 +25,11 @@ from providers.local import (
     RayCluster,
     detect_machine,
 )
-from scheduler.clouds import build_price_book, cluster_manager
+from providers.offering import MarketKind
+from scheduler.audit import Finding, StopResult, audit, metric_window_hours, to_stop
+from scheduler.clouds import auditors, build_price_book, cluster_manager
 from scheduler.cluster_store import ClusterStore
+from scheduler.commitments import HourAllocation, hourly
 from scheduler.config import Settings, load_settings
 from scheduler.controller import Controller
 from scheduler.finops import FinOps
@@ -43,6 +46,7 @@ from scheduler.records import (
     JobRecord,
     LedgerRecord,
 )
+from scheduler.report import CostLine
 from scheduler.store import Store
 
 _ON_CLUSTER = {JobState.PROVISIONING, JobState.RUNNING}
@@ -343,6 +347,49 @@ class Scheduler:
                 raise ValueError(f"{record.cloud} is not in SCHED_LAUNCH_CLOUDS here")
             manager.terminate(record, "stopped by user")
         return ClusterStore(self.store).get(record.id or 0)
+
+    # -- FinOps -------------------------------------------------------------------------
+
+    def commitment_hours(self, hours: int = 24) -> list[tuple[datetime, HourAllocation]]:
+        """The last ``hours`` whole hours (and the current one) of commitment use."""
+        now = self.clock()
+        start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+        attempts = self.store.attempts_overlapping(start, now)
+        return hourly(self.finops.commitments, attempts, start, now, now)
+
+    def cost_lines(self) -> list[CostLine]:
+        """Every settled attempt with its job's tags: what reports roll up."""
+        return [CostLine.from_records(*row) for row in self.store.ledger_lines()]
+
+    def audit(self, *, stop: bool = False) -> tuple[list[Finding], list[StopResult]]:
+        """Running machines in the accounts lacking the mandatory tags or idle by their
+        metrics, with their hourly cost; with ``stop``, stop them (never the kept ones)."""
+        prices = {
+            (o.cloud, o.zone, o.instance_type, o.market is MarketKind.SPOT): o.price_per_hour
+            for o in self.price_view().offerings
+        }
+
+        def price(cloud: str, zone: str, instance_type: str, spot: bool) -> float | None:
+            return prices.get((cloud, zone, instance_type, spot))
+
+        s = self.settings
+        window = metric_window_hours(s.audit_idle_hours)
+        clouds = auditors(s, self.environ, price)
+        seen = []
+        for cloud, auditor, regions in clouds:
+            if cloud == "gcp":
+                seen += auditor.instances(regions, window, tag_keys=[*s.required_tags, s.keep_tag])
+            else:
+                seen += auditor.instances(regions, window)
+        findings = audit(seen, s.required_tags, s.audit_idle_hours, s.keep_tag)
+        results: list[StopResult] = []
+        if stop:
+            chosen = to_stop(findings)
+            for cloud, auditor, _ in clouds:
+                mine = [f.instance for f in chosen if f.instance.cloud == cloud]
+                if mine:
+                    results += auditor.stop(mine, keep_tag=s.keep_tag)
+        return findings, results
 
     def cancel(self, job_id: int) -> JobState:
         job = self.store.get_job(job_id)

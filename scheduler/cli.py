@@ -508,3 +508,7 @@ def down() -> None:
 
 def main() -> None:
     app()
+
+
+# The platform owner's commands register themselves on ``app``.
+from scheduler import cli_finops  # noqa: E402, F401

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from providers.offering import Offering
 from providers.snapshot import load_snapshot
@@ -22,6 +22,7 @@ from scheduler.store import Store
 
 if TYPE_CHECKING:
     from providers.instances import Compute
+    from scheduler.audit import PriceLookup
     from scheduler.clusters import ClusterManager
 
 Clock = Callable[[], datetime]
@@ -128,3 +129,26 @@ def cluster_manager(settings: Settings, store: Store, clock: Clock) -> ClusterMa
         idle_stop_s=settings.cluster_idle_stop_s,
         sweep_regions=sweep,
     )
+
+
+def auditors(
+    settings: Settings, environ: Mapping[str, str], price: PriceLookup
+) -> list[tuple[str, Any, list[str]]]:
+    """(cloud, auditor, regions) for every cloud with credentials or a project here."""
+    found: list[tuple[str, Any, list[str]]] = []
+    home = Path(environ.get("HOME") or Path.home())
+    if aws_configured(environ, home)[0]:
+        from providers.aws_audit import AwsAudit
+        from providers.aws_compute import AwsClients
+
+        found.append(("aws", AwsAudit(AwsClients(), price=price), list(settings.aws_regions)))
+    if settings.gcp_project:
+        from providers.gcp_audit import GcpAudit
+        from providers.gcp_clients import GoogleEndpoint
+
+        endpoint = GoogleEndpoint(
+            api_endpoint=settings.gcp_api_endpoint, anonymous=settings.gcp_anonymous
+        )
+        gcp = GcpAudit(settings.gcp_project, endpoint, price=price)
+        found.append(("gcp", gcp, list(settings.gcp_regions)))
+    return found

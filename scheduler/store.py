@@ -325,3 +325,24 @@ class Store:
             query = query.where(AlertRecord.at >= since)
         with self.reading() as session:
             return list(session.exec(query).all())
+
+    def ledger_lines(self) -> list[tuple[LedgerRecord, JobRecord, AttemptRecord]]:
+        """Every ledger line with its job and attempt, oldest first (for reports)."""
+        query = (
+            select(LedgerRecord, JobRecord, AttemptRecord)
+            .where(LedgerRecord.job_id == JobRecord.id)
+            .where(LedgerRecord.attempt_id == AttemptRecord.id)
+            .order_by(col(LedgerRecord.id))
+        )
+        with self.reading() as session:
+            return [(line, job, attempt) for line, job, attempt in session.exec(query)]
+
+    def attempts_overlapping(self, start: datetime, end: datetime) -> list[AttemptRecord]:
+        """Attempts that ran at some point in ``[start, end)`` (running ones included)."""
+        query = select(AttemptRecord).where(
+            col(AttemptRecord.started_at).is_not(None),
+            col(AttemptRecord.started_at) < end,
+            (col(AttemptRecord.ended_at).is_(None)) | (col(AttemptRecord.ended_at) > start),
+        )
+        with self.reading() as session:
+            return list(session.exec(query).all())

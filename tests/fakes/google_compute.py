@@ -2,8 +2,9 @@
 
 Answers the paths ``google.cloud.compute_v1`` sends with ``transport="rest"``: zones,
 machine types, accelerator types, instances (insert honours ``requestId``: the same id
-returns the same operation and creates nothing) and zone operations (get, wait, list with
-a simple ``filter``), plus ``/v1/services/{id}/skus`` for billing SKUs. State is plain
+returns the same operation and creates nothing), zone operations (get, wait, list with
+a simple ``filter``) and region commitments (list per region and aggregated), plus
+``/v1/services/{id}/skus`` for billing SKUs. State is plain
 dicts a test can read; ``preempt`` plays Google taking a spot machine back.
 """
 
@@ -20,6 +21,7 @@ from tests.fakes.http import Request, ServedFake, google_error
 BASE = "https://www.googleapis.com/compute/v1"
 _P = r"/compute/v1/projects/(?P<project>[^/]+)"
 _Z = _P + r"/zones/(?P<zone>[^/]+)"
+_R = _P + r"/regions/(?P<region>[^/]+)"
 _FILTER = re.compile(r'^\(?\s*(?P<field>\w+)\s*(?P<op>=|!=|eq|ne)\s*"?(?P<value>[^"]*?)"?\s*\)?$')
 
 # On-demand rates are Compute Engine's us-central1 list prices (they add up to the
@@ -139,6 +141,7 @@ class FakeCompute(ServedFake):
         self.instances: dict[tuple[str, str], dict[str, Any]] = {}
         self.operations: dict[tuple[str, str], dict[str, Any]] = {}
         self.by_request_id: dict[str, tuple[str, str]] = {}
+        self.commitments: dict[str, list[dict[str, Any]]] = {}  # region -> commitments
         self.page_size = 2  # small pages so clients must follow nextPageToken
         # Zones out of capacity: an insert there ends in a DONE operation with an error.
         self.exhausted_zones: set[str] = set()
@@ -197,6 +200,28 @@ class FakeCompute(ServedFake):
             "maximumCardsPerInstance": max_cards,
         }
 
+    def add_commitment(self, region: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A commitment as ``regionCommitments.insert`` would leave it; ``body`` gives
+        name, plan, type, resources, status... and wins over the defaults filled in."""
+        name = str(body.get("name") or f"commitment-{next(self._ids)}")
+        link = f"{BASE}/projects/{self.project}/regions/{region}"
+        stored: dict[str, Any] = {
+            "kind": "compute#commitment",
+            "id": str(next(self._ids)),
+            "creationTimestamp": _now(),
+            "name": name,
+            "region": link,
+            "selfLink": f"{link}/commitments/{name}",
+            "status": "ACTIVE",
+            "category": "MACHINE",
+            "plan": "TWELVE_MONTH",
+            "startTimestamp": "2026-01-01T00:00:00.000-08:00",
+            "endTimestamp": "2027-01-01T00:00:00.000-08:00",
+            **body,
+        }
+        self.commitments.setdefault(region, []).append(stored)
+        return stored
+
     def preempt(self, zone: str, name: str) -> dict[str, Any]:
         """Take a spot machine back: STOP-action machines stay TERMINATED, DELETE ones go."""
         inst = self.instances[(zone, name)]
@@ -222,6 +247,8 @@ class FakeCompute(ServedFake):
         r("GET", _Z + r"/operations", self._list_operations)
         r("GET", _Z + r"/operations/(?P<op>[^/]+)", self._get_operation)
         r("POST", _Z + r"/operations/(?P<op>[^/]+)/wait", self._wait_operation)
+        r("GET", _R + r"/commitments", self._list_commitments)
+        r("GET", _P + r"/aggregated/commitments", self._aggregated_commitments)
         r("GET", r"/v1/services/(?P<service>[^/]+)/skus", self._list_skus)
 
     def _page(self, req: Request, items: list[Any], key: str = "items") -> Any:
@@ -242,6 +269,43 @@ class FakeCompute(ServedFake):
         if req.params["zone"] not in self.zones:
             return google_error(404, f"The resource 'zones/{req.params['zone']}' was not found")
         return None
+
+    def _regions(self) -> set[str]:
+        return {z.rsplit("-", 1)[0] for z in self.zones} | set(self.commitments)
+
+    def _list_commitments(self, req: Request) -> Any:
+        if req.params["project"] != self.project:
+            return google_error(403, f"project {req.params['project']} not found", "FORBIDDEN")
+        region = req.params["region"]
+        if region not in self._regions():
+            path = f"projects/{self.project}/regions/{region}"
+            return google_error(404, f"The resource '{path}' was not found", "NOT_FOUND")
+        return self._page(req, self.commitments.get(region, []))
+
+    def _aggregated_commitments(self, req: Request) -> Any:
+        """``items`` maps ``regions/{r}`` to a scoped list; pages go by region, and a
+        region with nothing to show carries Google's NO_RESULTS_ON_PAGE warning."""
+        if req.params["project"] != self.project:
+            return google_error(403, f"project {req.params['project']} not found", "FORBIDDEN")
+        where = req.arg("filter")
+        warning = {"code": "NO_RESULTS_ON_PAGE", "message": "There are no results."}
+        scoped: list[tuple[str, dict[str, Any]]] = []
+        for region in sorted(self._regions()):
+            try:
+                found = [c for c in self.commitments.get(region, []) if _matches(c, where)]
+            except ValueError as exc:
+                return google_error(400, str(exc), "INVALID_ARGUMENT")
+            entry = {"commitments": found} if found else {"warning": warning}
+            scoped.append((f"regions/{region}", entry))
+        size = int(req.arg("maxResults") or self.page_size)
+        start = int(req.arg("pageToken") or 0)
+        body: dict[str, Any] = {
+            "kind": "compute#commitmentAggregatedList",
+            "items": dict(scoped[start : start + size]),
+        }
+        if start + size < len(scoped):
+            body["nextPageToken"] = str(start + size)
+        return body
 
     def _list_zones(self, req: Request) -> Any:
         return self._page(req, list(self.zones.values()))

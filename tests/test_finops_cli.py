@@ -1,0 +1,232 @@
+"""The platform owner's commands end to end through `sched`: report, commitments, budgets,
+alerts and audit, on a database whose ledger the test writes through the store's own
+transitions, and (audit) on moto's server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.lifecycle import AttemptState, JobState
+from jobs.loading import parse_spec
+from scheduler.ledger import settle
+from scheduler.placement import CostBreakdown, Placement
+from scheduler.records import AttemptRecord
+from scheduler.store import Store
+from tests.conftest import Cli
+from tests.fakes.aws_env import REGION, aws_environment, raw_ec2
+from tests.offerings import offering
+
+NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+
+
+def ran(
+    store: Store,
+    tags: dict[str, str],
+    *,
+    cloud: str = "aws",
+    market: str = "on_demand",
+    price: float,
+    hours: float,
+    ended: datetime = NOW,
+) -> int:
+    """A job that ran one attempt for ``hours`` at ``price`` $/h and succeeded."""
+    spec = parse_spec({"name": "j", "run": "true", "tags": tags}, source="t", now=NOW)
+    start = ended - timedelta(hours=hours)
+    job = store.add_job(spec, submitted_at=start, deadline_at=None)
+    assert job.id is not None
+    attempt = AttemptRecord(
+        job_id=job.id,
+        number=1,
+        state=AttemptState.STARTING,
+        cloud=cloud,
+        region="us-east-1",
+        zone="us-east-1a",
+        instance_type="g5.xlarge",
+        market=market,
+        price_per_hour=price,
+        placement_json=Placement(
+            offering=offering(cloud=cloud, instance_type="g5.xlarge", price=price),
+            accelerator=None,
+            num_nodes=1,
+            expected_hours=hours,
+            cost=CostBreakdown(compute=price * hours),
+        ).model_dump_json(),
+        submission_id=f"s-{job.id}-{job.uid}",
+        created_at=start,
+    )
+    store.transition(job.id, JobState.PLACED, at=start, reason="t", new_attempt=attempt)
+    store.transition(job.id, JobState.PROVISIONING, at=start, reason="t")
+    store.transition(
+        job.id,
+        JobState.RUNNING,
+        at=start,
+        reason="t",
+        attempt_updates={"state": AttemptState.RUNNING, "started_at": start},
+    )
+    running = store.attempts(job.id)[0]
+    line = settle(running, ended, AttemptState.SUCCEEDED)
+    store.transition(
+        job.id,
+        JobState.SUCCEEDED,
+        at=ended,
+        reason="t",
+        attempt_updates={
+            "state": AttemptState.SUCCEEDED,
+            "ended_at": ended,
+            "cost": line.total_usd,
+        },
+        ledger=line,
+    )
+    return job.id
+
+
+@pytest.fixture
+def ledger(cli: Cli, home: Path) -> Store:
+    store = Store(f"sqlite:///{home / 'sched.db'}")
+    ran(store, {"team": "nlp", "project": "llama"}, price=2.0, hours=3)  # $6
+    ran(store, {"team": "nlp", "project": "bert"}, price=1.5, hours=2)  # $3
+    ran(store, {"team": "vision", "project": "seg"}, price=4.0, hours=1, market="spot")  # $4
+    ran(store, {"project": "misc"}, price=1.0, hours=0.5)  # $0.50, no team
+    old = NOW - timedelta(days=45)
+    ran(store, {"team": "nlp", "project": "llama"}, price=10.0, hours=1, ended=old)  # $10
+    return store
+
+
+def test_report_by_team_and_since(cli: Cli, ledger: Store) -> None:
+    out = cli("report", "--by", "team", "--since", "30d", "--csv")
+    assert out.returncode == 0, out.stderr
+    rows = {r["team"]: r for r in csv.DictReader(io.StringIO(out.stdout))}
+    assert {k: float(v["total_usd"]) for k, v in rows.items()} == {
+        "nlp": 9.0,
+        "vision": 4.0,
+        "(untagged)": 0.5,
+    }
+    everything = json.loads(cli("report", "--by", "team,project", "--json").stdout)
+    assert everything["total"]["total_usd"] == pytest.approx(23.5)  # with the $10 of 45 days ago
+    table = cli("report", "--by", "team", "--since", "30d").stdout
+    assert "nlp" in table and "$9.00" in table and "$13.50" in table  # the total row
+
+
+def test_report_focus_and_plot(cli: Cli, ledger: Store, tmp_path: Path) -> None:
+    out = cli("report", "--since", "30d", "--focus")
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    for column in ("BilledCost", "EffectiveCost", "ChargePeriodStart", "ProviderName", "Tags"):
+        assert column in rows[0]
+    assert sum(float(r["BilledCost"]) for r in rows) == pytest.approx(13.5)
+    png = tmp_path / "spend.png"
+    plotted = cli("report", "--by", "team", "--plot", str(png))
+    assert plotted.returncode == 0, plotted.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = cli("report", "--plot", str(tmp_path / "nope" / "x.png"))
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --plot: directory")
+    both = cli("report", "--csv", "--json")
+    assert both.returncode == 2
+
+
+COMMITMENTS = """\
+commitments:
+  - id: sp-compute
+    kind: aws_compute_savings_plan
+    hourly_commitment: 6
+    discount: 0.4
+    start: 2026-01-01
+    end: 2030-01-01
+"""
+
+
+def test_commitments_utilization_per_hour(cli: Cli, home: Path, tmp_path: Path) -> None:
+    """$6/h at 40% off covers $10/h of on-demand use. One whole hour with $5/h of
+    on-demand running uses half: fees $6, nothing beyond, worth $5: effective -20%."""
+    store = Store(f"sqlite:///{home / 'sched.db'}")
+    hour = NOW.replace(minute=0) - timedelta(hours=1)
+    ran(store, {"team": "a"}, price=5.0, hours=1, ended=hour + timedelta(hours=1))
+    path = tmp_path / "commitments.yaml"
+    path.write_text(COMMITMENTS)
+    cli.env["SCHED_COMMITMENTS"] = str(path)
+    out = cli("commitments", "--hours", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    full = next(h for h in data["hours"] if h["hour"] == hour.isoformat())
+    used = full["by_commitment"]["sp-compute"]
+    assert used["covered"] == pytest.approx(5.0)
+    assert used["utilization"] == pytest.approx(0.5)  # $3 of the $6 fee
+    assert used["headroom"] == pytest.approx(5.0)
+    assert full["effective_discount"] == pytest.approx(-0.2)
+    table = cli("commitments", "--hours", "2").stdout
+    assert "sp-compute" in table and "40%" in table
+    cli.env["SCHED_COMMITMENTS"] = str(tmp_path / "missing.yaml")
+    missing = cli("commitments")
+    assert missing.returncode == 2 and "missing.yaml" in missing.stderr
+
+
+def test_budgets_and_alerts_commands(cli: Cli, ledger: Store, tmp_path: Path) -> None:
+    path = tmp_path / "budgets.yaml"
+    path.write_text("budgets:\n  - {tag: team, value: nlp, monthly_usd: 10}\n")
+    cli.env["SCHED_BUDGETS"] = str(path)
+    statuses = json.loads(cli("budgets", "--json").stdout)
+    [nlp] = statuses
+    # The two nlp lines settled this month ($6 + $3); the $10 one of 45 days ago did not.
+    assert (nlp["spent"], nlp["level"]) == (pytest.approx(9.0), "alert")
+    assert "team=nlp" in cli("budgets").stdout
+    assert cli("reconcile").returncode == 0
+    raised = json.loads(cli("alerts", "--json").stdout)
+    month = NOW.strftime("%Y-%m")
+    assert f"budget:team=nlp:{month}:alert" in {a["key"] for a in raised}
+    assert cli("reconcile").returncode == 0
+    assert json.loads(cli("alerts", "--json").stdout) == raised  # once, not every pass
+    assert "alert: team=nlp: $9.00 of $10.00 this month (90%, alert)" in cli("alerts").stdout
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield from aws_environment(tmp_path_factory)
+
+
+def test_audit_from_the_command_line(aws: dict[str, Any], cli: Cli) -> None:
+    import os
+
+    ec2 = raw_ec2(aws)
+
+    def run(tags: dict[str, str]) -> str:
+        reply = ec2.run_instances(
+            ImageId="ami-12c6146b",
+            InstanceType="m5.large",
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        )
+        return str(reply["Instances"][0]["InstanceId"])
+
+    untagged = run({"Name": "scratch"})
+    kept = run({"Name": "bastion", "sched:keep": "yes"})
+    owned = run({"team": "a", "project": "p", "environment": "e", "cost_center": "c", "owner": "o"})
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    cli.env.update({**env, "SCHED_REQUIRED_TAGS": "team,project", "SCHED_AWS_REGIONS": REGION})
+    out = cli("audit", "--json")
+    assert out.returncode == 0, out.stderr
+    found = {f["instance"]["instance_id"]: f for f in json.loads(out.stdout)["findings"]}
+    assert untagged in found and kept in found and owned not in found
+    assert found[kept]["kept"] is True
+    stopped = cli("audit", "--stop")
+    assert stopped.returncode == 0, stopped.stderr
+    states = {
+        i["InstanceId"]: i["State"]["Name"]
+        for r in ec2.describe_instances(InstanceIds=[untagged, kept, owned])["Reservations"]
+        for i in r["Instances"]
+    }
+    assert states[untagged] in ("stopping", "stopped")
+    assert states[kept] == "running" and states[owned] == "running"
