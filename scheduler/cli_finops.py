@@ -175,8 +175,8 @@ def report(
     from rich.table import Table
 
     from scheduler.report import grand_total, resolve_since, rollup, to_csv, to_focus_csv, to_json
-    from scheduler.report import plot as draw
     from scheduler.report import select as pick
+    from scheduler.report_plot import plot as draw
 
     if sum([as_csv, as_json, focus]) > 1:
         raise _fail("--csv, --json and --focus exclude each other", EXIT_BAD_INPUT)

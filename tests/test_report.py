@@ -28,17 +28,16 @@ from scheduler.report import (
     UNTAGGED,
     CostLine,
     Row,
-    daily_spend,
     focus_rows,
     grand_total,
     parse_since,
-    plot,
     resolve_since,
     rollup,
     to_csv,
     to_focus_csv,
     to_json,
 )
+from scheduler.report_plot import daily_spend, plot
 from tests.offerings import offering
 
 NOW = datetime(2026, 4, 1, tzinfo=UTC)
