@@ -22,7 +22,10 @@ def read_yaml(path: Path, error: type[ValueError] = ValueError) -> Any:
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{path}: not valid YAML: {where}{' '.join(str(problem).split())}") from None
 
 
 def load_model(path: Path, model: type[M], error: type[ValueError] = ValueError) -> M:

@@ -61,7 +61,7 @@ def week_over_week(
         if before <= 0 or usd < min_usd:
             continue
         rise = usd / before - 1
-        if rise >= threshold:
+        if usd >= before * (1 + threshold) * (1 - 1e-12):  # "or more", float-safe
             out.append(
                 Anomaly(
                     f"anomaly:wow:{k}={v}:{week}",

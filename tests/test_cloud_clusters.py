@@ -33,6 +33,7 @@ from jobs.lifecycle import JobState
 from scheduler.api import Scheduler
 from scheduler.cluster_store import ClusterStore
 from scheduler.config import Settings, load_settings
+from scheduler.placement import Placement
 from scheduler.records import ClusterState
 from tests.conftest import REPO, SCHED
 from tests.fakes.aws_env import REGION, aws_environment, raw_ec2
@@ -364,4 +365,65 @@ def test_killed_controllers_launch_each_machine_once(
     recorded = {i for c in records for i in json.loads(c.instances_json)}
     assert recorded == {m["InstanceId"] for m in machines}  # none launched and forgotten
     assert len(records) <= JOBS  # warm clusters were reused, never one per retry
+    s.close()
+
+
+COMMITMENT = """\
+commitments:
+  - id: sp-small
+    kind: aws_compute_savings_plan
+    hourly_commitment: 0.9
+    discount: 0.4
+    start: 2026-01-01
+    end: 2030-01-01
+"""
+
+
+def test_a_scavenger_fills_the_plan_and_yields_it_to_production(
+    aws: dict[str, Any], priced: None, gpu_ray: str, tmp_path: Path
+) -> None:
+    """A $0.90/h Savings Plan at 40% off covers $1.50/h of on-demand use: one g5.xlarge
+    ($1.006/h). A scavenger runs there for nothing; a production job arrives, the
+    scavenger gets SIGTERM and yields in the same step, production runs at once on the
+    plan (on the scavenger's warm cluster), and the scavenger resumes from its checkpoint
+    once the plan is free again. A yield is not an interruption."""
+    plan = tmp_path / "commitments.yaml"
+    plan.write_text(COMMITMENT)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "steps.py").write_text(STEPS)
+    s = Scheduler(cloud_settings(tmp_path / "home", gpu_ray, SCHED_COMMITMENTS=str(plan)))
+    scav = s.submit(
+        spec("scavenger", work, checkpoint={"write_seconds": 1}) | {"priority": "scavenger"}
+    )
+    [first] = s.attempts(scav.id)
+    assert (first.market, first.instance_type) == ("on_demand", "g5.xlarge")
+    placed = Placement.model_validate_json(first.placement_json)
+    assert placed.cost.credit == pytest.approx(placed.cost.compute)  # all of it on the plan
+    progress = tmp_path / "home" / "checkpoints" / f"job-{scav.id}" / "step.json"
+    deadline = time.monotonic() + 60
+    while not (progress.exists() and json.loads(progress.read_text())["step"] >= 3):
+        assert time.monotonic() < deadline, s.logs(scav.id)
+        s.reconcile([scav.id])
+        time.sleep(0.2)
+    launched = len(ec2_instances(aws))
+
+    prod = s.submit(spec("production", work) | {"priority": "production", "run": "echo prod"})
+    assert s.get(prod.id, refresh=False).state is JobState.RUNNING  # in the same step
+    yielded = s.attempts(scav.id)[0]
+    assert yielded.state == "YIELDED" and f"to job {prod.id}" in (yielded.message or "")
+    [p1] = s.attempts(prod.id)
+    assert (p1.market, p1.zone) == ("on_demand", first.zone)
+    assert len(ec2_instances(aws)) == launched  # the scavenger's warm cluster, no new machine
+    assert prod.wait(timeout=60) is JobState.SUCCEEDED
+
+    assert scav.wait(timeout=120) is JobState.SUCCEEDED, s.get(scav.id).message
+    attempts = s.attempts(scav.id)
+    assert [a.state for a in attempts] == ["YIELDED", "SUCCEEDED"]
+    assert s.get(scav.id).interruptions == 0
+    assert [line.outcome for line in s.store.ledger(scav.id)] == ["YIELDED", "SUCCEEDED"]
+    logs = s.logs(scav.id)
+    assert "SIGTERM at step" in logs.split("--- attempt 2")[0]
+    resumed = int(re.search(r"attempt 2 starts at step (\d+)", logs).group(1))  # type: ignore[union-attr]
+    assert resumed >= 3
     s.close()
