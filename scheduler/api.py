@@ -16,6 +16,7 @@ from jobs.lifecycle import AttemptState, JobState
 from jobs.loading import SpecError, load_spec, parse_spec
 from jobs.spec import JobSpec
 from providers.base import Provider
+from providers.commitment import Commitment
 from providers.feeds import SpotPricePoint
 from providers.local import (
     ExistingRayCluster,
@@ -27,7 +28,7 @@ from providers.local import (
 )
 from providers.offering import MarketKind
 from scheduler.audit import Finding, StopResult, audit, metric_window_hours, to_stop
-from scheduler.clouds import auditors, build_price_book, cluster_manager
+from scheduler.clouds import auditors, build_price_book, cluster_manager, live_commitments
 from scheduler.cluster_store import ClusterStore
 from scheduler.commitments import HourAllocation, hourly
 from scheduler.config import Settings, load_settings
@@ -105,6 +106,36 @@ class JobView(BaseModel):
             cost=job.cost,
             tags=json.loads(job.tags_json),
         )
+
+
+class LiveCommitments:
+    """The declared commitments, plus the clouds' own (SCHED_COMMITMENTS_LIVE) read again
+    after the price TTL. A cloud that cannot be read leaves the last list in force and
+    says why once (``warning``): commitments are paid for either way."""
+
+    def __init__(
+        self, settings: Settings, declared: list[Commitment], clock: Callable[[], datetime]
+    ) -> None:
+        self.settings = settings
+        self.declared = declared
+        self.clock = clock
+        self._cached: tuple[datetime, list[Commitment]] | None = None
+        self.warning: str | None = None
+
+    def __call__(self) -> list[Commitment]:
+        if not self.settings.commitments_live:
+            return self.declared
+        now = self.clock()
+        if self._cached and (now - self._cached[0]).total_seconds() < self.settings.price_ttl_s:
+            return self._cached[1]
+        try:
+            found = live_commitments(self.settings, self.declared)
+            self.warning = None
+        except Exception as exc:
+            self.warning = f"commitments: cannot read them live: {' '.join(str(exc).split())}"
+            found = self._cached[1] if self._cached else self.declared
+        self._cached = (now, found)
+        return found
 
 
 class JobHandle:
@@ -192,11 +223,10 @@ class Scheduler:
     def finops(self) -> FinOps:
         """Commitments and budgets from their files (read once; ConfigError names the file)."""
         if self._finops is None:
-            commitments = load_commitments(self.settings.commitments_file)
+            declared = load_commitments(self.settings.commitments_file)
             budgets = load_budgets(self.settings.budgets_file)
-            self._finops = FinOps(
-                self.store, self.clock, commitments=lambda: commitments, budgets=budgets
-            )
+            commitments = LiveCommitments(self.settings, declared, self.clock)
+            self._finops = FinOps(self.store, self.clock, commitments=commitments, budgets=budgets)
         return self._finops
 
     @property

@@ -8,11 +8,12 @@ even when it is not configured, and says why it failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from providers.commitment import Commitment
 from providers.offering import Offering
 from providers.snapshot import load_snapshot
 from scheduler.config import Settings
@@ -152,3 +153,36 @@ def auditors(
         gcp = GcpAudit(settings.gcp_project, endpoint, price=price)
         found.append(("gcp", gcp, list(settings.gcp_regions)))
     return found
+
+
+def live_commitments(settings: Settings, declared: Sequence[Commitment]) -> list[Commitment]:
+    """Commitments read from the clouds in SCHED_COMMITMENTS_LIVE, merged with the declared
+    ones: a declared entry with a live one's id overrides what the API cannot say (the
+    discount; for a CUD, its $/h), and the live one replaces it in the result."""
+    from providers.aws_commitments import fetch_savings_plans
+    from providers.gcp_commitments import CudOverride, fetch_gcp_commitments
+
+    by_id = {c.id: c for c in declared}
+    live: list[Commitment] = []
+    if "aws" in settings.commitments_live:
+        from providers.aws_compute import AwsClients
+
+        discounts = {c.id: c.discount for c in declared if c.cloud == "aws"}
+        live += fetch_savings_plans(AwsClients(), discounts=discounts)
+    if "gcp" in settings.commitments_live:
+        from providers.gcp_clients import GoogleEndpoint
+
+        assert settings.gcp_project  # Settings refuses gcp without a project
+        endpoint = GoogleEndpoint(
+            api_endpoint=settings.gcp_api_endpoint, anonymous=settings.gcp_anonymous
+        )
+        overrides = {
+            c.id: CudOverride(hourly_commitment=c.hourly_commitment, discount=c.discount)
+            for c in declared
+            if c.cloud == "gcp"
+        }
+        live += fetch_gcp_commitments(
+            settings.gcp_project, list(settings.gcp_regions), endpoint, overrides=overrides
+        )
+    seen = {c.id for c in live}
+    return [*live, *(c for c in by_id.values() if c.id not in seen)]

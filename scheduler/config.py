@@ -92,6 +92,10 @@ class Settings(BaseModel):
     commitments_file: Path | None = Field(
         default=None, description="YAML file declaring Savings Plans and CUDs."
     )
+    commitments_live: list[Literal["aws", "gcp"]] = Field(
+        default_factory=list,
+        description="Clouds to read commitments from (Savings Plans API, Compute CUDs).",
+    )
     budgets_file: Path | None = Field(default=None, description="YAML file declaring budgets.")
     keep_tag: str = Field(
         default="sched:keep", min_length=1, description="Machines with this tag are never stopped."
@@ -122,6 +126,8 @@ class Settings(BaseModel):
             raise ValueError("SCHED_AWS_IMAGE: needed to launch on aws (an AMI id, ami-...)")
         if "gcp" in self.launch_clouds and not self.gcp_project:
             raise ValueError("SCHED_GCP_PROJECT: needed to launch on gcp")
+        if "gcp" in self.commitments_live and not self.gcp_project:
+            raise ValueError("SCHED_GCP_PROJECT: needed to read commitments from gcp")
         if "gcp" in self.launch_clouds and not self.gcp_image:
             raise ValueError("SCHED_GCP_IMAGE: needed to launch on gcp (a GCE image)")
         return self
@@ -170,6 +176,7 @@ _ENV = {
     "SCHED_REQUIRED_TAGS": "required_tags",
     "SCHED_COMMITMENTS": "commitments_file",
     "SCHED_BUDGETS": "budgets_file",
+    "SCHED_COMMITMENTS_LIVE": "commitments_live",
     "SCHED_KEEP_TAG": "keep_tag",
     "SCHED_AUDIT_IDLE_HOURS": "audit_idle_hours",
     "SCHED_SCAVENGER_ON_DEMAND": "scavenger_on_demand",
@@ -181,6 +188,7 @@ _LIST_SEPARATORS = {
     "gcp_regions": ",",
     "launch_clouds": ",",
     "required_tags": ",",
+    "commitments_live": ",",
 }
 
 

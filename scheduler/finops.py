@@ -117,6 +117,10 @@ class FinOps:
         """Raise each new budget level, forecast and anomaly once; return their messages."""
         now = self.clock()
         found: list[tuple[str, str, str]] = []
+        self.commitments  # noqa: B018 - reading them (maybe live) sets the source's warning
+        warning = getattr(self._commitments, "warning", None)
+        if warning:
+            found.append((f"commitments:{now:%Y-%m-%dT%H}:{warning}"[:500], "commitments", warning))
         for key, message in alerts(self.budget_statuses(), now):
             found.append((key, key.split(":", 1)[0], message))
         since = now - timedelta(days=14)

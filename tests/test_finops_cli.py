@@ -230,3 +230,45 @@ def test_audit_from_the_command_line(aws: dict[str, Any], cli: Cli) -> None:
     }
     assert states[untagged] in ("stopping", "stopped")
     assert states[kept] == "running" and states[owned] == "running"
+
+
+def test_commitments_read_live_from_the_savings_plans_api(
+    cli: Cli, home: Path, tmp_path: Path
+) -> None:
+    """SCHED_COMMITMENTS_LIVE=aws reads the account's plans through boto3 (from the local
+    Savings Plans fake); a declared entry with the same id gives the discount the API
+    does not, and a declared one the API does not know is kept."""
+    from tests.fakes.aws_savingsplans import FakeSavingsPlans, savings_plan
+
+    declared = tmp_path / "commitments.yaml"
+    declared.write_text(
+        COMMITMENTS + "  - {id: sp-live, kind: aws_compute_savings_plan, hourly_commitment: 1,"
+        " discount: 0.25, start: 2026-01-01, end: 2030-01-01}\n"
+    )
+    with FakeSavingsPlans() as fake:
+        fake.add_plan(savings_plan("Compute", "12.5", plan_id="sp-live"))
+        fake.add_plan(savings_plan("EC2Instance", "3.0", region="us-east-1", family="p4d"))
+        cli.env.update(
+            {
+                "SCHED_COMMITMENTS": str(declared),
+                "SCHED_COMMITMENTS_LIVE": "aws",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ENDPOINT_URL_SAVINGSPLANS": fake.url,
+                "AWS_EC2_METADATA_DISABLED": "true",
+            }
+        )
+        out = cli("commitments", "--json")
+    assert out.returncode == 0, out.stderr
+    found = {c["id"]: c for c in json.loads(out.stdout)["commitments"]}
+    assert found["sp-live"]["hourly_commitment"] == 12.5  # the API's figure
+    assert found["sp-live"]["discount"] == 0.25  # the declared one: the API has none
+    assert found["sp-compute"]["source"] == "config"
+    ec2 = next(c for c in found.values() if c["kind"] == "aws_ec2_instance_savings_plan")
+    assert (ec2["regions"], ec2["family"], ec2["hourly_commitment"]) == (["us-east-1"], "p4d", 3.0)
+    # The API gone: the declared commitments stay in force and the controller says why.
+    cli.env["AWS_ENDPOINT_URL_SAVINGSPLANS"] = "http://127.0.0.1:9"
+    said = cli("reconcile")
+    assert said.returncode == 0
+    assert "commitments: cannot read them live" in said.stderr
