@@ -208,13 +208,18 @@ def usage_in_hour(attempt: Ran, hour: datetime, now: datetime) -> Usage | None:
     overlap = (min(end, hour + HOUR) - max(attempt.started_at, hour)).total_seconds() / 3600
     if overlap <= 0:
         return None
+    return attempt_usage(attempt, hours=min(1.0, overlap))
+
+
+def attempt_usage(attempt: Ran, hours: float = 1.0) -> Usage:
+    """An attempt as usage: it ran at its market's rate, the rate commitments measure."""
     return Usage(
         cloud=attempt.cloud,
         region=attempt.region,
         instance_type=attempt.instance_type,
         market=MarketKind(attempt.market),
         on_demand_per_hour=attempt.price_per_hour * attempt.num_nodes,
-        hours=min(1.0, overlap),
+        hours=hours,
         job_id=attempt.job_id,
     )
 

@@ -13,27 +13,15 @@ from datetime import datetime, timedelta
 
 from jobs.spec import Priority
 from providers.commitment import Commitment
-from providers.offering import MarketKind
 from scheduler.anomalies import Spend, hourly_burn, week_over_week
 from scheduler.budgets import Budget, BudgetStatus, alerts, evaluate, month_start
-from scheduler.commitments import Headroom, Usage, allocate
+from scheduler.commitments import Headroom, allocate, attempt_usage
 from scheduler.ledger import hours_run
-from scheduler.records import AttemptRecord, JobRecord
+from scheduler.records import JobRecord
 from scheduler.scavenger import Running
 from scheduler.store import Store
 
 Clock = Callable[[], datetime]
-
-
-def attempt_usage(attempt: AttemptRecord) -> Usage:
-    return Usage(
-        cloud=attempt.cloud,
-        region=attempt.region,
-        instance_type=attempt.instance_type,
-        market=MarketKind(attempt.market),
-        on_demand_per_hour=attempt.price_per_hour * attempt.num_nodes,
-        job_id=attempt.job_id,
-    )
 
 
 def job_tags(job: JobRecord) -> dict[str, str]:

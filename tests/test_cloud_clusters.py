@@ -17,9 +17,7 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -36,8 +34,9 @@ from scheduler.config import Settings, load_settings
 from scheduler.placement import Placement
 from scheduler.records import ClusterState
 from tests.conftest import REPO, SCHED
-from tests.fakes.aws_env import REGION, aws_environment, raw_ec2
+from tests.fakes.aws_env import REGION, aws_environment, raw_ec2, run_tagged
 from tests.fakes.aws_pricing import ec2_product
+from tests.running import kill_controllers, wait_for_step
 
 JOBS = 50
 
@@ -168,15 +167,7 @@ def test_spot_termination_migrates_the_job_to_the_next_pool_and_resumes_it(
     script = base64.b64decode(user_data).decode()
     assert "ray start --head" in script and "node_agent.py --cloud aws" in script
 
-    progress = settings.checkpoint_root / f"job-{job.id}" / "step.json"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        s.reconcile([job.id])
-        if progress.exists() and json.loads(progress.read_text())["step"] >= 3:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail(f"no progress on the first cluster: {s.logs(job.id)}")
+    wait_for_step(s, job.id, settings.checkpoint_root / f"job-{job.id}" / "step.json", 3, 90)
     spot_terminate(head["InstanceId"])
 
     assert job.wait(timeout=120) is JobState.SUCCEEDED, s.get(job.id).message
@@ -287,25 +278,8 @@ def test_orphaned_machines_are_terminated(
     """A machine tagged by sched that no cluster in the database claims (its record lost,
     or launched by a controller that died before recording it) is terminated; untagged
     machines are not sched's to touch."""
-    ec2 = raw_ec2(aws)
-
-    def run(tags: dict[str, str]) -> str:
-        reply = ec2.run_instances(
-            ImageId=AMI,
-            InstanceType="g5.xlarge",
-            MinCount=1,
-            MaxCount=1,
-            TagSpecifications=[
-                {
-                    "ResourceType": "instance",
-                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-                }
-            ],
-        )
-        return str(reply["Instances"][0]["InstanceId"])
-
-    orphan = run({"sched:cluster": "sched-ghost-1"})
-    theirs = run({"team": "someone-else"})
+    orphan = run_tagged(aws, {"sched:cluster": "sched-ghost-1"}, "g5.xlarge")
+    theirs = run_tagged(aws, {"team": "someone-else"}, "g5.xlarge")
     s = Scheduler(cloud_settings(tmp_path / "home", gpu_ray))
     warnings = s.reconcile()
     assert f"clusters: terminated orphan {orphan} (sched-ghost-1)" in warnings
@@ -326,23 +300,7 @@ def test_killed_controllers_launch_each_machine_once(
     del job_spec["workdir"]
     ids = [s.submit(job_spec | {"name": f"once-{i}"}, start=False).id for i in range(JOBS)]
     rng = random.Random(20261129)
-    kills = 0
-    deadline = time.monotonic() + 300
-    while s.unfinished() and time.monotonic() < deadline:
-        proc = subprocess.Popen(
-            [SCHED, "controller", "--interval", "0.1", "--exit-when-idle"],
-            env=env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            proc.wait(timeout=rng.uniform(1.5, 4.0))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)  # no chance to clean up
-            proc.wait()
-            kills += 1
+    kills = kill_controllers(env, lambda: not s.unfinished(), rng, alive_s=(1.5, 4.0), timeout=300)
     assert kills >= 3, f"the controller was killed mid-work only {kills} times"
     assert s.unfinished() == []
     for job_id in ids:
@@ -401,11 +359,7 @@ def test_a_scavenger_fills_the_plan_and_yields_it_to_production(
     placed = Placement.model_validate_json(first.placement_json)
     assert placed.cost.credit == pytest.approx(placed.cost.compute)  # all of it on the plan
     progress = tmp_path / "home" / "checkpoints" / f"job-{scav.id}" / "step.json"
-    deadline = time.monotonic() + 60
-    while not (progress.exists() and json.loads(progress.read_text())["step"] >= 3):
-        assert time.monotonic() < deadline, s.logs(scav.id)
-        s.reconcile([scav.id])
-        time.sleep(0.2)
+    wait_for_step(s, scav.id, progress, 3, 60)
     launched = len(ec2_instances(aws))
 
     prod = s.submit(spec("production", work) | {"priority": "production", "run": "echo prod"})

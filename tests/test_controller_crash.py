@@ -8,15 +8,13 @@ Ray" and "recorded RUNNING" finds the submission again instead of making a secon
 from __future__ import annotations
 
 import random
-import signal
-import subprocess
-import time
 
 from jobs.lifecycle import JobState
 from scheduler.api import Scheduler
 from scheduler.config import Settings
 from scheduler.ray_jobs import RayJobs
-from tests.conftest import REPO, SCHED, Cli
+from tests.conftest import Cli
+from tests.running import kill_controllers
 
 JOBS = 30
 
@@ -30,23 +28,9 @@ def test_killed_controllers_lose_and_duplicate_nothing(
         for i in range(JOBS)
     ]
     rng = random.Random(20261129)
-    kills = 0
-    deadline = time.monotonic() + 240
-    while s.unfinished() and time.monotonic() < deadline:
-        proc = subprocess.Popen(
-            [SCHED, "controller", "--interval", "0.1", "--exit-when-idle"],
-            env=ray_cli.env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            proc.wait(timeout=rng.uniform(0.3, 1.5))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)  # no chance to clean up
-            proc.wait()
-            kills += 1
+    kills = kill_controllers(
+        ray_cli.env, lambda: not s.unfinished(), rng, alive_s=(0.3, 1.5), timeout=240
+    )
     assert kills >= 3, f"the controller was killed mid-work only {kills} times"
     assert s.unfinished() == []
     ray = RayJobs(ray_settings.ray_address or f"http://127.0.0.1:{ray_settings.ray_dashboard_port}")

@@ -21,7 +21,7 @@ from scheduler.placement import CostBreakdown, Placement
 from scheduler.records import AttemptRecord
 from scheduler.store import Store
 from tests.conftest import Cli
-from tests.fakes.aws_env import REGION, aws_environment, raw_ec2
+from tests.fakes.aws_env import REGION, aws_environment, raw_ec2, run_tagged
 from tests.offerings import offering
 
 NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
@@ -195,25 +195,9 @@ def test_audit_from_the_command_line(aws: dict[str, Any], cli: Cli) -> None:
     import os
 
     ec2 = raw_ec2(aws)
-
-    def run(tags: dict[str, str]) -> str:
-        reply = ec2.run_instances(
-            ImageId="ami-12c6146b",
-            InstanceType="m5.large",
-            MinCount=1,
-            MaxCount=1,
-            TagSpecifications=[
-                {
-                    "ResourceType": "instance",
-                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-                }
-            ],
-        )
-        return str(reply["Instances"][0]["InstanceId"])
-
-    untagged = run({"Name": "scratch"})
-    kept = run({"Name": "bastion", "sched:keep": "yes"})
-    owned = run({"team": "a", "project": "p", "environment": "e", "cost_center": "c", "owner": "o"})
+    untagged = run_tagged(aws, {"Name": "scratch"})
+    kept = run_tagged(aws, {"Name": "bastion", "sched:keep": "yes"})
+    owned = run_tagged(aws, {"team": "a", "project": "p", "environment": "e", "cost_center": "c"})
     env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     cli.env.update({**env, "SCHED_REQUIRED_TAGS": "team,project", "SCHED_AWS_REGIONS": REGION})
     out = cli("audit", "--json")

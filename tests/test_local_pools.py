@@ -8,9 +8,7 @@ local stand-in for a spot preemption.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from benchmarks.common import pool_cluster
 from jobs.lifecycle import JobState
 from scheduler.api import Scheduler
 from scheduler.config import load_settings
+from tests.running import wait_for_step
 
 STEPS = """
 import json, os, pathlib, time
@@ -68,15 +67,7 @@ def test_losing_a_pool_node_migrates_the_job_and_resumes_it(
     job = s.submit(spec)
     first = s.attempts(job.id)[0]
     assert (first.zone, first.instance_type) == ("a", "ray-node-a")
-    progress = settings.checkpoint_root / f"job-{job.id}" / "step.json"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        s.reconcile([job.id])
-        if progress.exists() and json.loads(progress.read_text())["step"] >= 3:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail(f"the job made no progress on pool a: {s.logs(job.id)}")
+    wait_for_step(s, job.id, settings.checkpoint_root / f"job-{job.id}" / "step.json", 3, 90)
     cluster.remove_node(nodes["a"], allow_graceful=False)
     assert job.wait(timeout=120) is JobState.SUCCEEDED, s.get(job.id).message
     attempts = s.attempts(job.id)

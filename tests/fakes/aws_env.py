@@ -74,3 +74,17 @@ def _served(moto_url: str, home: Path) -> Iterator[dict[str, Any]]:
 def raw_ec2(aws: dict[str, Any], region: str = REGION) -> Any:
     """A plain boto3 client, to check what our code did through EC2's own eyes."""
     return aws["raw"][region]
+
+
+def run_tagged(aws: dict[str, Any], tags: dict[str, str], instance_type: str = "m5.large") -> str:
+    """A machine started behind sched's back (by a person, or a lost controller)."""
+    reply = raw_ec2(aws).run_instances(
+        ImageId="ami-12c6146b",
+        InstanceType=instance_type,
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ],
+    )
+    return str(reply["Instances"][0]["InstanceId"])
