@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/submit_latency.py
 	$(BIN)/python benchmarks/placement.py
 	$(BIN)/python benchmarks/migration.py
+	$(BIN)/python -m benchmarks.sim.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
