@@ -73,9 +73,9 @@ class SpotTiming:
                 for m in (WAIT, SPOT, ON_DEMAND):
                     if m == SPOT:
                         # Capacity gone next tick: preempted, idle, nothing to pay yet.
-                        expected[a, m] = down * nxt[0, WAIT, 0] + up * nxt[1, SPOT]
+                        expected[a, m] = _mix(down, nxt[0, WAIT, 0], up, nxt[1, SPOT])
                     else:
-                        expected[a, m] = down * nxt[0, m] + up * nxt[1, m]
+                        expected[a, m] = _mix(down, nxt[0, m], up, nxt[1, m])
             cur = np.full_like(nxt, inf)
             choice = np.zeros(nxt.shape, dtype=np.int8)
             for a in (0, 1):
@@ -125,3 +125,11 @@ class SpotTiming:
             return ON_DEMAND
         h = min(overhead_left, self.changeover)
         return int(self._choices[t, int(up), mode, h, progress])
+
+
+def _mix(p_down: float, if_down: np.ndarray, p_up: float, if_up: np.ndarray) -> np.ndarray:
+    """The expectation over next tick's capacity; an impossible branch adds nothing (not
+    0 x inf = nan)."""
+    down = np.zeros_like(if_up) if p_down == 0 else p_down * if_down
+    up = np.zeros_like(if_down) if p_up == 0 else p_up * if_up
+    return down + up

@@ -10,7 +10,9 @@ so that the omniscient optimum (optimum.py) prices exactly the same world:
 - Starting anything (a first start, a switch, a relaunch after preemption) costs the
   changeover ``H`` ticks, billed but without progress; moving to another region also
   copies the job's data (``data_gb``) from where it last ran: egress dollars at the route's
-  rate, and the copy time in extra ticks. Continuing makes one tick of progress.
+  rate, and the copy time in extra ticks. A start runs its course: the placement cannot
+  change until those ticks are paid, unless the cloud takes it back. Continuing makes one
+  tick of progress.
 - Holding a placement bills its price for the tick (the spot price of that tick).
 - Checkpoints are continuous by default (the CBL model: a preemption loses only the
   changeover); with ``checkpoint_ticks`` > 0 a preemption also loses the work since the
@@ -132,6 +134,8 @@ def simulate(
                 state.progress = last_checkpoint
         choice = policy(state, pools, job)
         out.decisions += 1
+        if state.placement.kind != NONE and state.overhead_left > 0:
+            choice = state.placement  # a launch (and its data copy) under way runs its course
         if choice.kind == SPOT and not pools[choice.pool].available[t]:
             choice = IDLE  # a launch into a pool with no capacity fails
         if choice != state.placement:

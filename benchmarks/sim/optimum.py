@@ -90,6 +90,9 @@ def optimum(job: Job, pools: Sequence[Pool], route: Route = free_routes) -> floa
                 if m in idle:
                     cur[m, h] = fresh[a]  # from idle every placement is a new start
                     continue
+                if h > 0 and allowed[m]:
+                    cur[m, h] = run(m, h)  # a start under way runs its course
+                    continue
                 options = fresh[a]
                 if allowed[m]:
                     options = np.minimum(options, run(m, h))

@@ -44,17 +44,29 @@ def committed(state: State, pools: Sequence[Pool]) -> Placement:
 
 
 def must_commit(
-    state: State, pools: Sequence[Pool], job: Job, route: Route, *, sticky: bool = True
+    state: State,
+    pools: Sequence[Pool],
+    job: Job,
+    route: Route,
+    *,
+    sticky: bool = True,
+    timed: bool = False,
 ) -> bool:
-    """The last safe moment: after this tick, an on-demand start could no longer finish.
-    ``sticky``: a job already on on-demand stays there (the simple policies' rule)."""
+    """The last safe moment: after this tick, a start somewhere (which runs its course,
+    data copy included) followed by a loss and an on-demand start could no longer finish.
+    ``sticky``: a job already on on-demand stays there (the simple policies' rule).
+    ``timed``: the caller's own rule already keeps a changeover in hand (spot_timing does),
+    so only data copies need reserving here."""
     left = job.start_tick + job.deadline_ticks - state.t
     work = job.work_ticks - state.progress
     if state.placement.kind == OD and sticky:
         return True
     target = od_in(pools, state.data_region)
-    ticks, _ = _start(job, route, state.data_region, target.region(pools))
-    return left <= work + ticks + 1
+    od_now, _ = _start(job, route, state.data_region, target.region(pools))
+    worst = max(_start(job, route, state.data_region, p.region)[0] for p in pools)
+    if timed:
+        return left <= work + od_now + max(0, worst - job.changeover_ticks) + 1
+    return left <= work + max(od_now, worst + job.changeover_ticks) + 1
 
 
 # -- (a) on-demand ---------------------------------------------------------------------------
@@ -107,7 +119,7 @@ def skypilot(route: Route, cooldown_ticks: int):  # type: ignore[no-untyped-def]
 # -- (c) Uniform Progress --------------------------------------------------------------------
 
 
-def uniform_progress(home: int):  # type: ignore[no-untyped-def]
+def uniform_progress(home: int, route: Route):  # type: ignore[no-untyped-def]
     """Uniform Progress (Wu et al., "Can't Be Late", NSDI'24), in one pool and its region:
     1. when behind the uniform line (done < elapsed x work/deadline), run on-demand to
        catch up; 2. take spot whenever it is available; 3. once on on-demand, stay until
@@ -131,9 +143,11 @@ def uniform_progress(home: int):  # type: ignore[no-untyped-def]
             want = OD
         left = r0 - t
         work = c0 - done
-        if work + 2 * d > left and cur in (NONE, OD):
+        ticks, _ = _start(job, route, state.data_region, pools[home].region)
+        move = ticks - d  # copying the data into this pool's region, if it is elsewhere
+        if work + 2 * d + move > left and cur in (NONE, OD):
             want = OD
-        if work + d >= left:
+        if work + d + move >= left:
             want = SPOT if (cur == SPOT and state.overhead_left == 0) else OD
         if cur == SPOT and want == SPOT:
             return state.placement
@@ -172,7 +186,7 @@ def observed_rate(pool: Pool, t: int, gap_s: float, prior_rate: float, prior_h: 
     return (drops + prior_rate * prior_h) / (up_h + prior_h)
 
 
-def ours(route: Route, cooldown_ticks: int):  # type: ignore[no-untyped-def]
+def ours(route: Route, cooldown_ticks: int, history_ticks: int | None = None):  # type: ignore[no-untyped-def]
     """sched's own decisions. Where to run: scheduler.placement.plan, called as `sched
     submit` calls it, with the pools that have capacity now and on-demand in every region,
     the job's remaining work, its data where it is, spot rates from what each pool's
@@ -188,7 +202,8 @@ def ours(route: Route, cooldown_ticks: int):  # type: ignore[no-untyped-def]
         key = (z, job.start_tick)
         if key not in timings:
             pool = pools[z]
-            stay_up, come_back = markov_model(pool.available[: job.start_tick])
+            first = 0 if history_ticks is None else max(0, job.start_tick - history_ticks)
+            stay_up, come_back = markov_model(pool.available[first : job.start_tick])
             model = PoolModel(
                 stay_up=stay_up,
                 come_back=come_back,
@@ -238,7 +253,8 @@ def ours(route: Route, cooldown_ticks: int):  # type: ignore[no-untyped-def]
         return next(i for i in up if pools[i].name == zone)
 
     def policy(state: State, pools: Sequence[Pool], job: Job) -> Placement:
-        if state.placement.kind != SPOT and must_commit(state, pools, job, route, sticky=False):
+        guard = must_commit(state, pools, job, route, sticky=False, timed=True)
+        if state.placement.kind != SPOT and guard:
             return committed(state, pools)
         t = state.t - job.start_tick
         cur = state.placement
@@ -313,7 +329,7 @@ def _offering(pool: Pool, market: MarketKind, price: float, rate: float) -> Offe
 def _spec(job: Job, state: State, pools: Sequence[Pool], work_h: float):  # type: ignore[no-untyped-def]
     data: dict[str, object] = {}
     if state.data_region and job.data_gb > 0:
-        cloud = next(p.cloud for p in pools if p.region == state.data_region)
+        cloud = next((p.cloud for p in pools if p.region == state.data_region), pools[0].cloud)
         scheme = "s3" if cloud == "aws" else "gs"
         data = {
             "inputs": [

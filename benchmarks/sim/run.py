@@ -72,7 +72,7 @@ def run_case(case: Case) -> dict[str, tuple[float, bool]]:
     chosen: dict[str, Callable] = {  # type: ignore[type-arg]
         "on-demand": P.on_demand(route),
         "skypilot": P.skypilot(route, cooldown),
-        "uniform-progress": P.uniform_progress(best_history_pool(pools, job.start_tick)),
+        "uniform-progress": P.uniform_progress(0, route),
         "ours": P.ours(route, cooldown),
     }
     out = {}
@@ -80,7 +80,7 @@ def run_case(case: Case) -> dict[str, tuple[float, bool]]:
         if name == "uniform-progress":
             home = best_history_pool(pools, job.start_tick)
             one = (pools[home],)
-            o = simulate(job, one, P.uniform_progress(0), route)
+            o = simulate(job, one, policy, route)
         else:
             o = simulate(job, pools, policy, route)
         out[name] = (o.cost, o.missed)
