@@ -8,8 +8,11 @@ it every policy meets them, and the comparison is about money.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import math
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,15 +20,15 @@ from datetime import UTC, datetime, timedelta
 from benchmarks.sim.engine import IDLE, NONE, OD, SPOT, Job, Placement, Pool, Route, State
 from benchmarks.sim.engine import start_overhead as _start
 from jobs.loading import parse_spec
-from providers.network import load_network_prices
 from providers.offering import InterruptionSource, MarketKind, Offering, PriceSource
+from scheduler.config import load_settings
+from scheduler.controller import Controller
 from scheduler.cost_model import CostParams
-from scheduler.migration import replan_context
-from scheduler.placement import plan
 from scheduler.spot_timing import ON_DEMAND as OD_MODE
 from scheduler.spot_timing import SPOT as SPOT_MODE
 from scheduler.spot_timing import WAIT as WAIT_MODE
 from scheduler.spot_timing import PoolModel, SpotTiming, markov_model
+from scheduler.store import Store
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -187,15 +190,14 @@ def observed_rate(pool: Pool, t: int, gap_s: float, prior_rate: float, prior_h: 
 
 
 def ours(route: Route, cooldown_ticks: int, history_ticks: int | None = None):  # type: ignore[no-untyped-def]
-    """sched's own decisions. Where to run: scheduler.placement.plan, called as `sched
-    submit` calls it, with the pools that have capacity now and on-demand in every region,
-    the job's remaining work, its data where it is, spot rates from what each pool's
-    history showed, and the pools that preempted it blocked (scheduler.migration.
-    replan_context); its cheapest spot placement is the candidate. When: scheduler.
+    """sched's own decisions. Where to run: Controller.plan, the method `sched submit`
+    places jobs with, given the pools that have capacity now, the job's remaining work,
+    its data where it is, spot rates from what each pool's history showed, and its
+    preemptions as past attempts (so the pools that preempted it are blocked for the
+    cooldown); its cheapest spot placement is the candidate. When: scheduler.
     spot_timing, the expected-cost-optimal rule for that pool's capacity as a Markov chain
     fitted to the same history, decides spot now, on-demand now, or wait. The deadline
     guard stays as a last resort."""
-    network = load_network_prices()
     timings: dict[tuple[int, int], SpotTiming] = {}
 
     def timing(z: int, pools: Sequence[Pool], job: Job) -> SpotTiming:
@@ -215,6 +217,27 @@ def ours(route: Route, cooldown_ticks: int, history_ticks: int | None = None):  
             )
         return timings[key]
 
+    clock = SimClock()
+    controllers: dict[tuple[float, int], Controller] = {}
+
+    def controller(job: Job) -> Controller:
+        key = (job.gap_s, job.changeover_ticks)
+        if key not in controllers:
+            home = tempfile.mkdtemp(prefix="sched-sim-")
+            atexit.register(shutil.rmtree, home, True)
+            settings = load_settings(
+                {"SCHED_HOME": home, "SCHED_POOL_COOLDOWN": str(cooldown_ticks * job.gap_s)}
+            )
+            boot = job.changeover_ticks * job.hours_per_tick
+            controllers[key] = Controller(
+                Store(settings.db_url),
+                {},
+                settings,
+                clock,
+                cost_params=CostParams(boot_hours={"aws": boot, "gcp": boot}),
+            )
+        return controllers[key]
+
     def where(state: State, pools: Sequence[Pool], job: Job, up: list[int]) -> int | None:
         offers = [
             _offering(
@@ -227,7 +250,7 @@ def ours(route: Route, cooldown_ticks: int, history_ticks: int | None = None):  
         ]
         work_h = (job.work_ticks - state.progress) * job.hours_per_tick
         spec = _spec(job, state, pools, work_h)
-        now = EPOCH + timedelta(seconds=state.t * job.gap_s)
+        clock.now = EPOCH + timedelta(seconds=state.t * job.gap_s)
         past = [
             Ended(
                 "PREEMPTED",
@@ -241,12 +264,9 @@ def ours(route: Route, cooldown_ticks: int, history_ticks: int | None = None):  
             )
             for t, z in state.preempted_at
         ]
-        ctx = replan_context(
-            spec, past, now=now, hours_left=None, cooldown_s=cooldown_ticks * job.gap_s
-        )
-        boot = job.changeover_ticks * job.hours_per_tick
-        params = CostParams(boot_hours={"aws": boot, "gcp": boot})
-        result = plan(spec, offers, network, ctx=ctx, params=params, keep=1)
+        # The very method `sched submit` places with (Controller.plan): the same index,
+        # network prices, cooldown of preempted pools and cost model.
+        result = controller(job).plan(spec, None, cloud=offers, attempts=past)
         if not result.placements:
             return None
         zone = result.placements[0].offering.zone
@@ -296,6 +316,16 @@ def _value_elsewhere(
     extra = max(0, ticks - job.changeover_ticks)
     billed = extra * pool.spot_price[state.t] * job.hours_per_tick
     return usd + billed + rule.idle_value(t + extra, state.progress, True)
+
+
+class SimClock:
+    """The controller's clock, set to simulated time before each decision."""
+
+    def __init__(self) -> None:
+        self.now = EPOCH
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def _home(pools: Sequence[Pool], state: State) -> int:
