@@ -5,26 +5,14 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from jobs.accelerators import GPUS
-from providers.gcp import GcpCompute, GcpOperationError, GcpPriceFeed, gcp_compute, gcp_feed
+from providers.gcp import GcpPriceFeed, gcp_feed
 from providers.gcp_clients import GoogleEndpoint
-from providers.gcp_compute import (
-    PREEMPTED_OPERATION,
-    instance_body,
-    instance_from_gce,
-    instance_names,
-    metadata_preempted,
-    request_id,
-    sanitize_labels,
-)
 from providers.gcp_prices import (
     GPU_NAMES,
     MachineShape,
@@ -41,7 +29,6 @@ from providers.gcp_prices import (
     sku_role,
 )
 from providers.gcp_skus import SkuPrice, parse_skus, sku_from_dict
-from providers.instances import InstanceState, LaunchRequest
 from providers.offering import (
     InterruptionSource,
     MarketKind,
@@ -49,12 +36,9 @@ from providers.offering import (
     Offering,
     PriceSource,
 )
+from tests.fakes.gcp_env import NOW, PROJECT, gcp_fake, offering_of
 from tests.fakes.google_compute import FakeCompute, sku, us_central1_skus
-from tests.fakes.http import Request
 
-PROJECT = "test-project"
-NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-IMAGE = "projects/debian-cloud/global/images/family/debian-12"
 SHARED = Path(__file__).resolve().parent.parent / ".." / "shared" / "data"
 LABEL_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 VALUE_RE = re.compile(r"[a-z0-9_-]{0,63}")
@@ -63,40 +47,7 @@ GCE_NAME_RE = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeCompute]:
-    f = FakeCompute(PROJECT, skus=us_central1_skus())
-    f.add_zone("us-central1-a")
-    f.add_zone("us-central1-b")
-    f.add_zone("us-central1-c", status="DOWN")
-    f.add_zone("europe-west4-a")
-    a = "us-central1-a"
-    f.add_machine_type(a, "a2-highgpu-1g", 12, 85, {"nvidia-tesla-a100": 1})
-    f.add_machine_type(a, "a2-ultragpu-1g", 12, 170, {"nvidia-a100-80gb": 1}, 1)
-    f.add_machine_type(a, "a3-highgpu-1g", 26, 234, {"nvidia-h100-80gb": 1}, 2)
-    f.add_machine_type(a, "g2-standard-4", 4, 16, {"nvidia-l4": 1})
-    f.add_machine_type(a, "e2-standard-4", 4, 16)
-    for gpus in (1, 2, 4, 8):
-        f.add_machine_type(a, n1_host(gpus), 8 * gpus, 30 * gpus)
-    f.add_accelerator_type(a, "nvidia-tesla-t4", 4)
-    f.add_accelerator_type(a, "nvidia-tesla-v100", 8)
-    f.add_accelerator_type(a, "nvidia-tesla-a100", 16)  # comes with A2; not attachable
-    f.add_machine_type("us-central1-b", "g2-standard-4", 4, 16, {"nvidia-l4": 1})
-    f.add_machine_type("europe-west4-a", "g2-standard-4", 4, 16, {"nvidia-l4": 1})
-    f.add_zone("us-east1-b")
-    f.add_machine_type("us-east1-b", "n1-standard-8", 8, 30)
-    f.add_accelerator_type("us-east1-b", "nvidia-tesla-t4", 4)
-    f.exhausted_zones.add("us-east1-b")
-    f.server.route("GET", r"/computeMetadata/v1/instance/preempted", _metadata(f))
-    with f:
-        yield f
-
-
-def _metadata(f: FakeCompute) -> Any:
-    def handler(req: Request) -> Any:
-        if req.headers.get("metadata-flavor") != "Google":
-            return 403, b"Missing Metadata-Flavor:Google header."
-        return 200, getattr(f, "metadata_answer", b"FALSE")
-
-    return handler
+    yield from gcp_fake()
 
 
 @pytest.fixture(scope="module")
@@ -114,17 +65,6 @@ def book() -> dict[Any, SkuPrice]:
     prices, problems = parse_skus(us_central1_skus())
     assert problems == []
     return rate_book(prices)
-
-
-def _offering(offerings: list[Offering], itype: str, market: str, gpu: str = "", n: int = 0):
-    return next(
-        o
-        for o in offerings
-        if o.instance_type == itype
-        and o.market == market
-        and o.accelerators is not None
-        and (not gpu or (o.accelerators.name, o.accelerators.count) == (gpu, n))
-    )
 
 
 # ---- names and SKU descriptions ------------------------------------------------------------
@@ -327,7 +267,7 @@ def test_feed_offers_gpu_shapes_per_zone_and_market(offerings: list[Offering]) -
 
 
 def test_feed_offering_fields(offerings: list[Offering]) -> None:
-    a2 = _offering(offerings, "a2-highgpu-1g", "on_demand")
+    a2 = offering_of(offerings, "a2-highgpu-1g", "on_demand")
     assert a2.accelerators == OfferedAccelerator(name="A100", count=1, memory_gb=40)
     assert (a2.vcpus, a2.memory_gb) == (12, 85)
     assert a2.price_per_hour == pytest.approx(3.673385)
@@ -336,12 +276,12 @@ def test_feed_offering_fields(offerings: list[Offering]) -> None:
     assert "A2-CORE" in a2.source_detail and "A100" in a2.source_detail
     assert (a2.interruption_rate, a2.interruption_source) == (0, InterruptionSource.NONE)
 
-    spot = _offering(offerings, "a2-highgpu-1g", "spot")
+    spot = offering_of(offerings, "a2-highgpu-1g", "spot")
     assert spot.price_per_hour == pytest.approx(1.92802)
     assert spot.interruption_rate == 0.07
     assert spot.interruption_source is InterruptionSource.CONFIGURED
 
-    t4 = _offering(offerings, "n1-standard-32", "on_demand", "T4", 4)
+    t4 = offering_of(offerings, "n1-standard-32", "on_demand", "T4", 4)
     assert (t4.vcpus, t4.memory_gb) == (32, 120)
     assert t4.price_per_hour == pytest.approx(32 * 0.031611 + 120 * 0.004237 + 4 * 0.35)
 
@@ -367,252 +307,3 @@ def test_spot_history_is_empty(endpoint: GoogleEndpoint) -> None:
         )
         == []
     )
-
-
-# ---- labels, names, request ids (pure) -----------------------------------------------------
-
-
-def test_sanitize_labels_examples() -> None:
-    assert sanitize_labels({"Team": "ML Infra", "sched:job": "J-1", "cost.center": "42"}) == {
-        "team": "ml_infra",
-        "sched_job": "j-1",
-        "cost_center": "42",
-    }
-    assert sanitize_labels({"9lives": "", "": "x"}) == {"k9lives": "", "k": "x"}
-    long = sanitize_labels({"k" * 100: "v" * 100})
-    assert [len(k) for k in long] == [63] and [len(v) for v in long.values()] == [63]
-    clash = sanitize_labels({"a:b": "1", "a.b": "2"})
-    assert len(clash) == 2 and "a_b" in clash
-    with pytest.raises(ValueError, match="64 labels"):
-        sanitize_labels({f"k{i}": "" for i in range(65)})
-
-
-@given(st.dictionaries(st.text(max_size=80), st.text(max_size=80), max_size=64))
-def test_sanitized_labels_are_valid_and_keep_every_tag(tags: dict[str, str]) -> None:
-    labels = sanitize_labels(tags)
-    assert len(labels) == len(tags)
-    assert all(LABEL_RE.fullmatch(k) for k in labels)
-    assert all(VALUE_RE.fullmatch(v) for v in labels.values())
-    assert sanitize_labels(labels) == labels
-
-
-def test_names_and_request_ids_follow_the_key(offerings: list[Offering]) -> None:
-    base = {"offering": offerings[0], "idempotency_key": "attempt-7", "name": "Train_GPT!"}
-    req = LaunchRequest(**base, count=3)
-    names = instance_names(req)
-    assert len(set(names)) == 3 and all(GCE_NAME_RE.fullmatch(n) for n in names)
-    assert names == instance_names(LaunchRequest(**base, count=3))
-    assert names[0].startswith("train-gpt-")
-    other = instance_names(LaunchRequest(**{**base, "idempotency_key": "attempt-8"}))
-    assert other[0] != names[0]
-    long = instance_names(LaunchRequest(**{**base, "name": "9" * 200}))
-    assert GCE_NAME_RE.fullmatch(long[0]) and long[0].startswith("s-9")
-    assert request_id("attempt-7", 0) == request_id("attempt-7", 0)
-    assert len({request_id("attempt-7", i) for i in range(3)}) == 3
-    assert re.fullmatch(
-        r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
-        request_id("attempt-7", 0),
-    )
-
-
-def test_instance_body_spot_and_attached_gpu(offerings: list[Offering]) -> None:
-    t4 = _offering(offerings, "n1-standard-8", "spot", "T4", 1)
-    req = LaunchRequest(offering=t4, idempotency_key="k", name="n", user_data="echo hi")
-    body = instance_body(req, "n-1", image=IMAGE, spot_termination_action="STOP")
-    assert body["scheduling"] == {
-        "onHostMaintenance": "TERMINATE",
-        "automaticRestart": False,
-        "provisioningModel": "SPOT",
-        "instanceTerminationAction": "STOP",
-    }
-    assert body["guestAccelerators"] == [
-        {
-            "acceleratorType": "zones/us-central1-a/acceleratorTypes/nvidia-tesla-t4",
-            "acceleratorCount": 1,
-        }
-    ]
-    assert body["metadata"] == {"items": [{"key": "startup-script", "value": "echo hi"}]}
-    a2 = _offering(offerings, "a2-highgpu-1g", "on_demand")
-    od_req = LaunchRequest(offering=a2, idempotency_key="k", name="n")
-    od = instance_body(od_req, "n-1", image=IMAGE)
-    assert "guestAccelerators" not in od and "metadata" not in od  # A2 brings its own GPUs
-    assert od["scheduling"]["provisioningModel"] == "STANDARD"
-    assert "instanceTerminationAction" not in od["scheduling"]
-
-
-def test_instance_from_gce_states() -> None:
-    base = {"name": "vm", "id": "77", "zone": "zones/us-central1-a", "machineType": "x/n1"}
-    spot = {"provisioningModel": "SPOT"}
-    stopped = {**base, "status": "TERMINATED", "scheduling": spot}
-    assert instance_from_gce(stopped).state is InstanceState.TERMINATED
-    by_status = instance_from_gce({**stopped, "lastStopTimestamp": "2026-11-01T10:00:00Z"})
-    assert by_status.state is InstanceState.PREEMPTED and by_status.interrupted
-    by_op = instance_from_gce(stopped, preempted_ids={"77"})
-    assert by_op.state is InstanceState.PREEMPTED and PREEMPTED_OPERATION in by_op.detail
-    on_demand = {**base, "status": "TERMINATED", "lastStopTimestamp": "2026-11-01T10:00:00Z"}
-    assert not instance_from_gce(on_demand, {"77"}).interrupted
-    assert instance_from_gce({**base, "status": "STAGING"}).state is InstanceState.PENDING
-
-
-# ---- launching, describing, terminating against the fake -----------------------------------
-
-
-def _inserts(fake: FakeCompute, zone: str = "us-central1-a") -> list[Request]:
-    path = f"/compute/v1/projects/{PROJECT}/zones/{zone}/instances"
-    return [r for r in fake.requests if r.method == "POST" and r.path == path]
-
-
-def test_spot_launch_sends_spot_scheduling_and_labels(
-    fake: FakeCompute, endpoint: GoogleEndpoint, offerings: list[Offering]
-) -> None:
-    compute = GcpCompute(PROJECT, endpoint)
-    offering = _offering(offerings, "n1-standard-8", "spot", "T4", 1)
-    before = len(_inserts(fake))
-    req = LaunchRequest(
-        offering=offering,
-        idempotency_key="spot-1",
-        name="job-spot",
-        tags={"Team": "ML Infra", "sched:job": "J1"},
-        user_data="#!/bin/sh\necho hi",
-        image=IMAGE,
-    )
-    [vm] = compute.launch(req)
-    [sent] = _inserts(fake)[before:]
-    assert sent.body["scheduling"]["provisioningModel"] == "SPOT"
-    assert sent.body["scheduling"]["instanceTerminationAction"] == "DELETE"
-    assert sent.body["labels"] == {"team": "ml_infra", "sched_job": "j1"}
-    assert sent.body["guestAccelerators"][0]["acceleratorType"].endswith("/nvidia-tesla-t4")
-    assert sent.body["disks"][0]["initializeParams"]["sourceImage"] == IMAGE
-    assert sent.arg("requestId") == request_id("spot-1", 0)
-    assert (vm.state, vm.spot, vm.instance_type) == (InstanceState.RUNNING, True, "n1-standard-8")
-    assert vm.tags == {"team": "ml_infra", "sched_job": "j1"} and vm.private_ip
-    waits = [r for r in fake.requests if r.path.endswith("/wait")]
-    assert waits, "the insert operation was waited on through the custom endpoint"
-
-
-def test_on_demand_launch_of_count_two(
-    fake: FakeCompute, endpoint: GoogleEndpoint, offerings: list[Offering]
-) -> None:
-    compute = gcp_compute(PROJECT, endpoint.api_endpoint, True, default_image=IMAGE)
-    before = len(_inserts(fake))
-    offering = _offering(offerings, "a2-highgpu-1g", "on_demand")
-    req = LaunchRequest(offering=offering, idempotency_key="od-1", name="pair", count=2)
-    vms = compute.launch(req)
-    sent = _inserts(fake)[before:]
-    assert len({vm.name for vm in vms}) == 2
-    assert {r.arg("requestId") for r in sent} == {request_id("od-1", i) for i in (0, 1)}
-    assert all(r.body["scheduling"]["provisioningModel"] == "STANDARD" for r in sent)
-    assert all(not vm.spot and vm.state is InstanceState.RUNNING for vm in vms)
-
-
-def test_retried_launch_makes_one_instance(
-    fake: FakeCompute, endpoint: GoogleEndpoint, offerings: list[Offering]
-) -> None:
-    compute = GcpCompute(PROJECT, endpoint, default_image=IMAGE)
-    req = LaunchRequest(
-        offering=_offering(offerings, "g2-standard-4", "on_demand"),
-        idempotency_key="retry-1",
-        name="retry",
-    )
-    before = len(fake.instances)
-    first = compute.launch(req)
-    again = compute.launch(req)
-    assert [vm.instance_id for vm in again] == [vm.instance_id for vm in first]
-    assert len(fake.instances) == before + 1
-    # Past Google's dedup window the requestId is forgotten: the name still protects.
-    fake.by_request_id.clear()
-    assert [vm.instance_id for vm in compute.launch(req)] == [vm.instance_id for vm in first]
-    assert len(fake.instances) == before + 1
-
-
-def test_terminate_and_describe(
-    fake: FakeCompute, endpoint: GoogleEndpoint, offerings: list[Offering]
-) -> None:
-    compute = GcpCompute(PROJECT, endpoint, default_image=IMAGE)
-    req = LaunchRequest(
-        offering=_offering(offerings, "g2-standard-4", "on_demand"),
-        idempotency_key="term-1",
-        name="term",
-    )
-    [vm] = compute.launch(req)
-    zone = vm.zone
-    assert compute.describe(zone, [vm.instance_id, "no-such-vm"]) == [vm]
-    compute.terminate(zone, [vm.instance_id, "no-such-vm"])
-    assert (zone, vm.instance_id) not in fake.instances
-    assert compute.describe(zone, [vm.instance_id]) == []
-    compute.terminate(zone, [vm.instance_id])  # again: nothing left, no error
-
-
-def test_preemption_seen_by_status(
-    fake: FakeCompute, endpoint: GoogleEndpoint, offerings: list[Offering]
-) -> None:
-    compute = GcpCompute(PROJECT, endpoint, default_image=IMAGE, spot_termination_action="STOP")
-    req = LaunchRequest(
-        offering=_offering(offerings, "a2-highgpu-1g", "spot"),
-        idempotency_key="pre-stop",
-        name="pre",
-    )
-    [vm] = compute.launch(req)
-    fake.preempt(vm.zone, vm.instance_id)
-    [seen] = compute.describe(vm.zone, [vm.instance_id])
-    assert seen.state is InstanceState.PREEMPTED and seen.interrupted
-    assert fake.instances[(vm.zone, vm.instance_id)]["status"] == "TERMINATED"
-
-
-def test_preemption_seen_by_operation_after_delete(
-    fake: FakeCompute, endpoint: GoogleEndpoint, offerings: list[Offering]
-) -> None:
-    compute = GcpCompute(PROJECT, endpoint, default_image=IMAGE)
-    req = LaunchRequest(
-        offering=_offering(offerings, "n1-standard-16", "spot", "T4", 2),
-        idempotency_key="pre-delete",
-        name="pre",
-    )
-    [vm] = compute.launch(req)
-    fake.preempt(vm.zone, vm.instance_id)
-    assert (vm.zone, vm.instance_id) not in fake.instances
-    [gone] = compute.describe(vm.zone, [vm.instance_id])
-    assert gone.state is InstanceState.PREEMPTED and gone.interrupted
-    assert PREEMPTED_OPERATION in gone.detail
-    assert vm.instance_id in compute.preempted(vm.zone)
-    # The same name launched again is a new VM, not the preempted one.
-    fake.by_request_id.clear()
-    [again] = compute.launch(req)
-    assert again.state is InstanceState.RUNNING and not again.interrupted
-
-
-def test_capacity_error_is_raised_with_google_code(
-    endpoint: GoogleEndpoint, offerings: list[Offering]
-) -> None:
-    exhausted = _offering(offerings, "n1-standard-8", "spot", "T4", 1).model_copy(
-        update={"zone": "us-east1-b", "region": "us-east1"}
-    )
-    compute = GcpCompute(PROJECT, endpoint, default_image=IMAGE)
-    req = LaunchRequest(offering=exhausted, idempotency_key="full-1", name="full")
-    with pytest.raises(GcpOperationError) as err:
-        compute.launch(req)
-    assert err.value.codes == ("ZONE_RESOURCE_POOL_EXHAUSTED",)
-
-
-def test_launch_refuses_bad_requests(endpoint: GoogleEndpoint, offerings: list[Offering]) -> None:
-    compute = GcpCompute(PROJECT, endpoint)
-    offering = offerings[0]
-    with pytest.raises(ValueError, match="boot image"):
-        compute.launch(LaunchRequest(offering=offering, idempotency_key="x", name="x"))
-    aws = offering.model_copy(update={"cloud": "aws"})
-    with pytest.raises(ValueError, match="'aws'"):
-        compute.launch(LaunchRequest(offering=aws, idempotency_key="x", name="x", image=IMAGE))
-    with pytest.raises(ValueError, match="DELETE or STOP"):
-        GcpCompute(PROJECT, endpoint, spot_termination_action="HIBERNATE")
-
-
-def test_metadata_preempted(fake: FakeCompute) -> None:
-    fake.metadata_answer = b"FALSE"  # type: ignore[attr-defined]
-    assert metadata_preempted(fake.url) is False
-    fake.metadata_answer = b"TRUE"  # type: ignore[attr-defined]
-    assert metadata_preempted(fake.url + "/") is True
-    sent = [r for r in fake.requests if r.path.endswith("/instance/preempted")]
-    assert all(r.headers.get("metadata-flavor") == "Google" for r in sent)
-    fake.metadata_answer = b"<html>captive portal</html>"  # type: ignore[attr-defined]
-    with pytest.raises(ValueError, match="TRUE or FALSE"):
-        metadata_preempted(fake.url)

@@ -15,14 +15,12 @@ from providers.aws_prices import load_spot_advisor
 from providers.gcp_prices import DEFAULT_SPOT_INTERRUPTION_RATE
 from providers.gcp_tpu import slice_host
 from providers.offering import InterruptionSource, MarketKind, Offering, PriceSource
-from providers.skypilot_catalog import (
+from providers.skypilot_catalog import CatalogError, CatalogLoad, load_skypilot_catalog
+from providers.skypilot_format import (
     PLACEHOLDER_PRICE,
-    CatalogError,
-    CatalogLoad,
     cloud_from_instance_type,
     cloud_from_path,
     gpu_memory_mib,
-    load_skypilot_catalog,
 )
 
 REAL_GCP = Path(__file__).resolve().parent.parent.parent / (
