@@ -75,20 +75,12 @@ class AwsAudit:
                 for m in _maxima(cw, GPU_NAMESPACE, GPU_METRIC, dims, start, end)
             ]
             out.append(
-                AuditedInstance(
-                    cloud="aws",
+                AuditedInstance.of(
+                    inst,
                     region=region,
-                    zone=inst.zone,
-                    instance_id=inst.instance_id,
-                    instance_type=inst.instance_type,
-                    state=inst.state,
-                    spot=inst.spot,
-                    name=inst.name,
-                    tags=inst.tags,
-                    launched_at=inst.launched_at,
-                    hourly_usd=self.price("aws", inst.zone, inst.instance_type, inst.spot),
-                    peak_cpu_percent=max(cpu) if cpu else None,
-                    peak_gpu_percent=max(gpu) if gpu else None,
+                    price=self.price,
+                    cpu_peak=max(cpu) if cpu else None,
+                    gpu_peak=max(gpu) if gpu else None,
                     metric_hours=float(len(cpu)),
                 )
             )

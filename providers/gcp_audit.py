@@ -136,21 +136,14 @@ class GcpAudit:
             numeric_id = str(data.get("id", ""))
             cpu_peaks, gpu_peaks = cpu.get(numeric_id), gpu.get(numeric_id)
             out.append(
-                AuditedInstance(
-                    cloud="gcp",
+                AuditedInstance.of(
+                    inst,
                     region=inst.zone.rsplit("-", 1)[0],
-                    zone=inst.zone,
-                    instance_id=inst.instance_id,
-                    instance_type=inst.instance_type,
-                    state=inst.state,
-                    spot=inst.spot,
-                    name=inst.name,
-                    tags=with_tag_keys(inst.tags, tag_keys),
-                    launched_at=inst.launched_at,
-                    hourly_usd=self.price("gcp", inst.zone, inst.instance_type, inst.spot),
-                    peak_cpu_percent=cpu_peaks.peak if cpu_peaks else None,
-                    peak_gpu_percent=gpu_peaks.peak if gpu_peaks else None,
+                    price=self.price,
+                    cpu_peak=cpu_peaks.peak if cpu_peaks else None,
+                    gpu_peak=gpu_peaks.peak if gpu_peaks else None,
                     metric_hours=float(len(cpu_peaks.hours)) if cpu_peaks else 0.0,
+                    tags=with_tag_keys(inst.tags, tag_keys),
                 )
             )
         return out

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from providers.instances import InstanceState
+from providers.instances import Instance, InstanceState
 
 # (cloud, zone, instance type, spot) -> $/h, or None when the price is unknown.
 PriceLookup = Callable[[str, str, str, bool], float | None]
@@ -57,6 +57,36 @@ class AuditedInstance(BaseModel):
     metric_hours: float = Field(
         default=0.0, ge=0, description="Hours in the window with CPU data (hourly buckets)."
     )
+
+    @classmethod
+    def of(
+        cls,
+        inst: Instance,
+        *,
+        region: str,
+        price: PriceLookup,
+        cpu_peak: float | None,
+        gpu_peak: float | None,
+        metric_hours: float,
+        tags: Mapping[str, str] | None = None,
+    ) -> AuditedInstance:
+        """A machine the provider described, with its metric peaks over the window."""
+        return cls(
+            cloud=inst.cloud,
+            region=region,
+            zone=inst.zone,
+            instance_id=inst.instance_id,
+            instance_type=inst.instance_type,
+            state=inst.state,
+            spot=inst.spot,
+            name=inst.name,
+            tags=dict(inst.tags if tags is None else tags),
+            launched_at=inst.launched_at,
+            hourly_usd=price(inst.cloud, inst.zone, inst.instance_type, inst.spot),
+            peak_cpu_percent=cpu_peak,
+            peak_gpu_percent=gpu_peak,
+            metric_hours=metric_hours,
+        )
 
 
 class Finding(BaseModel):

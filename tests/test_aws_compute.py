@@ -20,6 +20,7 @@ from providers.instances import InstanceState, LaunchRequest
 from providers.offering import MarketKind, Offering, PriceSource
 from tests.fakes.aws_env import REGION, aws_environment, raw_ec2
 from tests.fakes.http import FakeHttpServer, Request
+from tests.fakes.imds import with_token_route
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -167,16 +168,7 @@ def imds_server() -> Iterator[FakeHttpServer]:
 @pytest.fixture
 def imds(imds_server: FakeHttpServer) -> FakeHttpServer:
     """The metadata fake with only its IMDSv2 token route; each test adds the rest."""
-
-    def token(req: Request) -> tuple[int, bytes]:
-        if req.headers.get("x-aws-ec2-metadata-token-ttl-seconds") is None:
-            return 400, b"missing ttl"
-        return 200, b"TOKEN-1"
-
-    imds_server.routes.clear()
-    imds_server.requests.clear()
-    imds_server.route("PUT", "/latest/api/token", token)
-    return imds_server
+    return with_token_route(imds_server, b"TOKEN-1")
 
 
 def test_instance_action_reports_a_pending_termination(imds: FakeHttpServer) -> None:

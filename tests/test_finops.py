@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from jobs.lifecycle import AttemptState, JobState
 from jobs.loading import parse_spec
 from jobs.spec import Priority
 from providers.commitment import Commitment, CommitmentKind
@@ -19,11 +18,9 @@ from scheduler.budgets import Budget, BudgetLevel
 from scheduler.config import ConfigError
 from scheduler.finops import FinOps
 from scheduler.finops_config import load_budgets, load_commitments
-from scheduler.ledger import settle
-from scheduler.placement import CostBreakdown, Placement
-from scheduler.records import AttemptRecord
 from scheduler.store import Store
 from tests.offerings import offering
+from tests.planted import finish, start
 
 # Saturday 11 April 2026, midnight UTC: 10 of April's 30 days gone (a third), ISO week 15.
 NOW = datetime(2026, 4, 11, tzinfo=UTC)
@@ -226,93 +223,11 @@ class Clock:
         return self.now
 
 
-NO_MOVES = Placement(
-    offering=offering(),
-    accelerator=None,
-    num_nodes=1,
-    expected_hours=1.0,
-    cost=CostBreakdown(compute=0.0, egress=0.0),
-    data_moves=[],
-).model_dump_json()
-
-WHERE = {
-    "local": ("local", "local", "local-4cpu"),
-    "aws": ("us-east-1", "us-east-1a", "m5.xlarge"),
-    "gcp": ("us-central1", "us-central1-a", "n2-standard-4"),
-}
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(f"sqlite:///{tmp_path}/s.db")
     yield s
     s.close()
-
-
-def start(
-    store: Store,
-    tags: dict[str, str],
-    *,
-    price: float,
-    created: datetime,
-    started: datetime | None,
-    cloud: str = "local",
-    nodes: int = 1,
-    priority: Priority = Priority.STANDARD,
-    market: MarketKind = MarketKind.ON_DEMAND,
-) -> int:
-    """A job with an attempt on a cluster: PROVISIONING, or RUNNING from ``started``."""
-    spec = parse_spec(
-        {"name": "j", "run": "true", "priority": priority, "tags": tags}, source="t", now=created
-    )
-    job = store.add_job(spec, submitted_at=created, deadline_at=None)
-    assert job.id is not None
-    region, zone, instance_type = WHERE[cloud]
-    attempt = AttemptRecord(
-        job_id=job.id,
-        number=1,
-        state=AttemptState.STARTING,
-        cloud=cloud,
-        region=region,
-        zone=zone,
-        instance_type=instance_type,
-        market=market,
-        price_per_hour=price,
-        num_nodes=nodes,
-        placement_json=NO_MOVES,
-        submission_id=f"sched-{job.id}-1",
-        created_at=created,
-    )
-    store.transition(job.id, JobState.PLACED, at=created, reason="placed", new_attempt=attempt)
-    store.transition(job.id, JobState.PROVISIONING, at=created, reason="up")
-    if started is not None:
-        store.transition(
-            job.id,
-            JobState.RUNNING,
-            at=started,
-            reason="running",
-            attempt_updates={"state": AttemptState.RUNNING, "started_at": started},
-        )
-    return job.id
-
-
-def finish(store: Store, job_id: int, at: datetime) -> float:
-    """End a running attempt at ``at``, settling its ledger line; returns the line's total."""
-    attempt_id = store.get_job(job_id).current_attempt_id
-    assert attempt_id is not None
-    attempt = store.attempt(attempt_id)
-    billed_from = None if attempt.cloud == "local" else attempt.created_at
-    store.transition(
-        job_id,
-        JobState.SUCCEEDED,
-        at=at,
-        reason="done",
-        expect=[JobState.RUNNING],
-        attempt_updates={"state": AttemptState.SUCCEEDED, "ended_at": at},
-        ledger=settle(attempt, at, AttemptState.SUCCEEDED, billed_from),
-    )
-    [line] = store.ledger(job_id)
-    return line.total_usd
 
 
 def settled(store: Store, tags: dict[str, str], usd: float, at: datetime) -> None:

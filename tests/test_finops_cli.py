@@ -14,15 +14,11 @@ from typing import Any
 
 import pytest
 
-from jobs.lifecycle import AttemptState, JobState
-from jobs.loading import parse_spec
-from scheduler.ledger import settle
-from scheduler.placement import CostBreakdown, Placement
-from scheduler.records import AttemptRecord
+from providers.offering import MarketKind
 from scheduler.store import Store
 from tests.conftest import Cli
 from tests.fakes.aws_env import REGION, aws_environment, raw_ec2, run_tagged
-from tests.offerings import offering
+from tests.planted import finish, start
 
 NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
 
@@ -31,61 +27,24 @@ def ran(
     store: Store,
     tags: dict[str, str],
     *,
-    cloud: str = "aws",
     market: str = "on_demand",
     price: float,
     hours: float,
     ended: datetime = NOW,
 ) -> int:
-    """A job that ran one attempt for ``hours`` at ``price`` $/h and succeeded."""
-    spec = parse_spec({"name": "j", "run": "true", "tags": tags}, source="t", now=NOW)
-    start = ended - timedelta(hours=hours)
-    job = store.add_job(spec, submitted_at=start, deadline_at=None)
-    assert job.id is not None
-    attempt = AttemptRecord(
-        job_id=job.id,
-        number=1,
-        state=AttemptState.STARTING,
-        cloud=cloud,
-        region="us-east-1",
-        zone="us-east-1a",
-        instance_type="g5.xlarge",
-        market=market,
-        price_per_hour=price,
-        placement_json=Placement(
-            offering=offering(cloud=cloud, instance_type="g5.xlarge", price=price),
-            accelerator=None,
-            num_nodes=1,
-            expected_hours=hours,
-            cost=CostBreakdown(compute=price * hours),
-        ).model_dump_json(),
-        submission_id=f"s-{job.id}-{job.uid}",
-        created_at=start,
+    """A job that ran one attempt on AWS for ``hours`` at ``price`` $/h and succeeded."""
+    begun = ended - timedelta(hours=hours)
+    job_id = start(
+        store,
+        tags,
+        price=price,
+        created=begun,
+        started=begun,
+        cloud="aws",
+        market=MarketKind(market),
     )
-    store.transition(job.id, JobState.PLACED, at=start, reason="t", new_attempt=attempt)
-    store.transition(job.id, JobState.PROVISIONING, at=start, reason="t")
-    store.transition(
-        job.id,
-        JobState.RUNNING,
-        at=start,
-        reason="t",
-        attempt_updates={"state": AttemptState.RUNNING, "started_at": start},
-    )
-    running = store.attempts(job.id)[0]
-    line = settle(running, ended, AttemptState.SUCCEEDED)
-    store.transition(
-        job.id,
-        JobState.SUCCEEDED,
-        at=ended,
-        reason="t",
-        attempt_updates={
-            "state": AttemptState.SUCCEEDED,
-            "ended_at": ended,
-            "cost": line.total_usd,
-        },
-        ledger=line,
-    )
-    return job.id
+    finish(store, job_id, ended)
+    return job_id
 
 
 @pytest.fixture

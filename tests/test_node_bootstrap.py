@@ -21,6 +21,7 @@ from providers import node_agent
 from providers.ray_bootstrap import AGENT_SOURCE, STOP_WAIT_S, Bootstrap, startup_script
 from tests.conftest import REPO, RayTestCluster
 from tests.fakes.http import FakeHttpServer, Request
+from tests.fakes.imds import with_token_route
 
 DEAD_METADATA = "http://127.0.0.1:9"  # nothing listens: the agent keeps retrying
 ACTION_PATH = "/latest/meta-data/spot/instance-action"
@@ -227,16 +228,7 @@ def metadata_server() -> Iterator[FakeHttpServer]:
 @pytest.fixture
 def imds(metadata_server: FakeHttpServer) -> FakeHttpServer:
     """IMDSv2: a token route only; each test adds instance-action when it wants one."""
-
-    def token(req: Request) -> tuple[int, bytes]:
-        if req.headers.get("x-aws-ec2-metadata-token-ttl-seconds") is None:
-            return 400, b"missing ttl"
-        return 200, b"TOKEN-7"
-
-    metadata_server.routes.clear()
-    metadata_server.requests.clear()
-    metadata_server.route("PUT", "/latest/api/token", token)
-    return metadata_server
+    return with_token_route(metadata_server, b"TOKEN-7")
 
 
 def test_aws_no_notice_is_none(imds: FakeHttpServer) -> None:
