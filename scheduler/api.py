@@ -49,6 +49,7 @@ from scheduler.records import (
 )
 from scheduler.report import CostLine
 from scheduler.store import Store
+from scheduler.tags import missing_tags
 
 _ON_CLUSTER = {JobState.PROVISIONING, JobState.RUNNING}
 
@@ -163,10 +164,6 @@ class JobHandle:
 
 
 SpecInput = JobSpec | str | Path | Mapping[str, Any]
-
-
-def missing_tags(spec: JobSpec, required: list[str]) -> list[str]:
-    return [t for t in required if not str(spec.tags.get(t, "")).strip()]
 
 
 class Scheduler:
@@ -302,7 +299,7 @@ class Scheduler:
         SpecError when it lacks a tag of SCHED_REQUIRED_TAGS: an untagged bill has no owner,
         so such a job is refused before anything is stored."""
         parsed = self.load(spec)
-        missing = missing_tags(parsed, self.settings.required_tags)
+        missing = missing_tags(parsed.tags, self.settings.required_tags)
         if missing:
             where = f"{spec}: " if isinstance(spec, str | Path) else ""
             required = ",".join(self.settings.required_tags)

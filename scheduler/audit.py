@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from providers.instances import Instance, InstanceState
+from scheduler.tags import missing_tags
 
 # (cloud, zone, instance type, spot) -> $/h, or None when the price is unknown.
 PriceLookup = Callable[[str, str, str, bool], float | None]
@@ -125,11 +126,6 @@ def metric_window_hours(idle_after_hours: float) -> int:
     if idle_after_hours <= 0:
         raise ValueError(f"idle_after_hours must be positive, got {idle_after_hours}")
     return math.ceil(idle_after_hours) + 1
-
-
-def missing_tags(tags: Mapping[str, str], required: Sequence[str]) -> list[str]:
-    """Required keys that are absent or blank: an empty ``team`` names no team to ask."""
-    return [key for key in required if not str(tags.get(key, "")).strip()]
 
 
 def idle_hours(

@@ -20,6 +20,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobs.spec import Priority
+from scheduler.tags import missing_tags
 
 DEVELOPMENT = frozenset({"development", "dev"})
 
@@ -144,7 +145,7 @@ def braking(
     or, under any brake, a job missing a mandatory tag. Production is never braked."""
     if priority is Priority.PRODUCTION:
         return None
-    untagged = any(not str(tags.get(t, "")).strip() for t in required)
+    untagged = bool(missing_tags(tags, required))
     development = str(tags.get("environment", "")).lower() in DEVELOPMENT
     for s in statuses:
         if s.level is not BudgetLevel.BRAKE:

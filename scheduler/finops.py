@@ -105,7 +105,7 @@ class FinOps:
         """Raise each new budget level, forecast and anomaly once; return their messages."""
         now = self.clock()
         found: list[tuple[str, str, str]] = []
-        self.commitments  # noqa: B018 - reading them (maybe live) sets the source's warning
+        self._commitments()  # reading them (live, maybe) is what sets the source's warning
         warning = getattr(self._commitments, "warning", None)
         if warning:
             found.append((f"commitments:{now:%Y-%m-%dT%H}:{warning}"[:500], "commitments", warning))

@@ -25,9 +25,9 @@ from scheduler.audit import (
     audit,
     idle_hours,
     metric_window_hours,
-    missing_tags,
     to_stop,
 )
+from scheduler.tags import missing_tags
 from tests.fakes.aws_env import REGION, aws_environment, raw_ec2
 from tests.fakes.google_compute import BASE, FakeCompute
 from tests.fakes.google_monitoring import FakeMonitoring

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import math
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -189,7 +188,7 @@ def observed_rate(pool: Pool, t: int, gap_s: float, prior_rate: float, prior_h: 
     return (drops + prior_rate * prior_h) / (up_h + prior_h)
 
 
-def ours(route: Route, cooldown_ticks: int, history_ticks: int | None = None):  # type: ignore[no-untyped-def]
+def ours(route: Route, cooldown_ticks: int):  # type: ignore[no-untyped-def]
     """sched's own decisions. Where to run: Controller.plan, the method `sched submit`
     places jobs with, given the pools that have capacity now, the job's remaining work,
     its data where it is, spot rates from what each pool's history showed, and its
@@ -204,8 +203,7 @@ def ours(route: Route, cooldown_ticks: int, history_ticks: int | None = None):  
         key = (z, job.start_tick)
         if key not in timings:
             pool = pools[z]
-            first = 0 if history_ticks is None else max(0, job.start_tick - history_ticks)
-            stay_up, come_back = markov_model(pool.available[first : job.start_tick])
+            stay_up, come_back = markov_model(pool.available[: job.start_tick])
             model = PoolModel(
                 stay_up=stay_up,
                 come_back=come_back,
@@ -378,7 +376,3 @@ def _spec(job: Job, state: State, pools: Sequence[Pool], work_h: float):  # type
         source="sim",
         now=EPOCH,
     )
-
-
-def ceil_ticks(hours: float, gap_s: float) -> int:
-    return math.ceil(hours * 3600 / gap_s - 1e-9)
