@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/placement.py
 	$(BIN)/python benchmarks/migration.py
 	$(BIN)/python -m benchmarks.sim.run
+	$(BIN)/python -m benchmarks.sim.limit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

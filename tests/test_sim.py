@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from benchmarks.sim import limit, run, traces
 from benchmarks.sim import policies as P
-from benchmarks.sim import run, traces
 from benchmarks.sim.engine import (
     IDLE,
     OD,
@@ -505,3 +505,23 @@ def test_real_s1_case_meets_its_deadline_above_the_optimum() -> None:
     # In this window spot comes in bursts shorter than a changeover is worth: the optimum
     # is all on-demand, and ours, which cannot know that, pays a few spot gambles (+2.3%).
     assert result["ours"][0] <= 1.05 * result["on-demand"][0]
+
+
+# -- 5. the limit study (benchmarks/sim/limit.py) ----------------------------------------------
+
+
+def test_fitted_rule_rides_spot_in_a_pool_that_never_fails() -> None:
+    job = Job(work_ticks=4, deadline_ticks=8, changeover_ticks=1, gap_s=HOUR)
+    p = pool([1] * 8, spot=1.0, od=3.0)
+    out = simulate(job, (p,), limit.fitted_rule(p, job, [True] * 50))
+    # One changeover then four ticks of work, all on spot at $1.
+    assert (out.cost, out.spot_ticks, out.od_ticks, out.missed) == (5.0, 5, 0, False)
+
+
+def test_fitted_rule_buys_on_demand_when_the_pool_never_comes_back() -> None:
+    job = Job(work_ticks=4, deadline_ticks=6, changeover_ticks=1, gap_s=HOUR)
+    p = pool([0] * 6, spot=1.0, od=3.0)
+    # A history of long outages: waiting cannot pay, so it starts on-demand in time.
+    out = simulate(job, (p,), limit.fitted_rule(p, job, [False] * 200 + [True] * 3))
+    assert not out.missed
+    assert out.od_ticks == 5 and out.cost == pytest.approx(15.0)
