@@ -7,6 +7,7 @@ ignored (``max_price_per_hr``) is how a job ends up costing ten times what was m
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -16,11 +17,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
+    SerializationInfo,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from jobs import secrets
 from jobs.accelerators import AcceleratorRequest, parse_accelerator
 from jobs.durations import looks_like_duration, parse_duration
 
@@ -40,7 +45,7 @@ class Priority(StrEnum):
 
 
 def _scalar_to_str(value: Any) -> Any:
-    """YAML reads ``STEPS: 100`` as an int; environment values and tags are strings."""
+    """YAML reads ``cost_center: 42`` as an int; tag values are strings."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -50,21 +55,40 @@ def _scalar_to_str(value: Any) -> Any:
 
 ScalarStr = Annotated[str, BeforeValidator(_scalar_to_str)]
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+def _env_value(value: Any, info: ValidationInfo) -> secrets.EnvValue:
+    """A plain string, ``{from_env: NAME}``, or ``{secret: VALUE}`` sealed at once with the
+    context's ``keyring`` (tests) or this process's key (SCHED_SECRET_KEY or the key file)."""
+    ring: secrets.Keyring | None = (info.context or {}).get("keyring")
+    return secrets.parse_env_value(value, secrets.process_keyring if ring is None else lambda: ring)
+
+
+def _env_value_json(value: secrets.EnvValue, info: SerializationInfo) -> Any:
+    """Stored as written, sealed values as their token; ``context={"mask_secrets": True}``
+    shows them as ``***`` (for output meant for people)."""
+    return secrets.env_value_json(value, mask=bool((info.context or {}).get("mask_secrets")))
+
+
+EnvValue = Annotated[secrets.EnvValue, PlainValidator(_env_value), PlainSerializer(_env_value_json)]
+
+_ENV_NAME = secrets.ENV_NAME
 _TAG_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _URI = re.compile(r"(s3|gs|file)://[^\s]+")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan are numbers to YAML (.inf) but not to a budget or an hour count.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _parse_one(value: Any) -> Any:
     if isinstance(value, AcceleratorRequest | dict):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not an accelerator like 'A100:8' or 'tpu-v5p-8'")
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise ValueError(f"{shown} is not an accelerator like 'A100:8' or 'tpu-v5p-8'")
     return parse_accelerator(value)
 
 
@@ -221,6 +245,10 @@ class Checkpoint(Strict):
 class JobSpec(Strict):
     """A job: the command, what it needs, what it may cost, and who pays."""
 
+    # pydantic's own message (str of a ValidationError) repeats the input, which for env
+    # may hold a secret; parse_spec's one-line errors name fields, never secret values.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
     name: str | None = Field(
         default=None, description="Job name (letters, digits, '-', '_', '.'). Default: file name."
     )
@@ -230,7 +258,12 @@ class JobSpec(Strict):
         description="Directory shipped to the cluster and used as the working directory;"
         " relative to the spec file.",
     )
-    env: dict[str, ScalarStr] = Field(default_factory=dict, description="Environment variables.")
+    env: dict[str, EnvValue] = Field(
+        default_factory=dict,
+        description="Environment variables: a string, {from_env: NAME} (read from the"
+        " environment of the process that hands the job to Ray) or {secret: VALUE}"
+        " (stored encrypted). See Secrets and access.",
+    )
     resources: Resources = Field(default_factory=Resources, description="What each node needs.")
     market: Market = Field(
         default=Market.AUTO, description="spot, on_demand, or auto (cheapest expected total)."
@@ -267,9 +300,18 @@ class JobSpec(Strict):
             raise ValueError("run must be a non-empty command")
         return value
 
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_is_a_mapping(cls, value: Any) -> Any:
+        # Said here, without the input: pydantic's type error would quote a list of
+        # {NAME: {secret: ...}} items back, secret included.
+        if value is not None and not isinstance(value, Mapping):
+            raise ValueError(f"expected a mapping of NAME: value, got a {type(value).__name__}")
+        return value
+
     @field_validator("env")
     @classmethod
-    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+    def _env(cls, value: dict[str, secrets.EnvValue]) -> dict[str, secrets.EnvValue]:
         for key in value:
             if not _ENV_NAME.fullmatch(key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")

@@ -24,6 +24,7 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from jobs.accelerators import GPUS
+from jobs.secrets import KEY_ENV
 from providers.offering import MarketKind, OfferedAccelerator, Offering, PriceSource
 
 
@@ -120,6 +121,9 @@ class LocalRayConfig(BaseModel):
         return f"http://127.0.0.1:{self.dashboard_port}"
 
 
+_NOT_INHERITED = frozenset({KEY_ENV})
+
+
 class LocalRayCluster:
     """Starts and stops a single-node Ray cluster on 127.0.0.1 with the Jobs API enabled."""
 
@@ -140,9 +144,12 @@ class LocalRayCluster:
     def _env(self) -> dict[str, str]:
         # Ray 2.60 turns token auth on by default; a loopback-only cluster does not need it.
         # Jobs run `python ...`: put this interpreter's bin first so they get our environment.
+        # Every job on the cluster inherits this environment: the key that opens every job's
+        # secrets (SCHED_SECRET_KEY) is not passed on.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        inherited = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
         return {
-            **os.environ,
+            **inherited,
             "PATH": path,
             "RAY_AUTH_MODE": "disabled",
             "RAY_USAGE_STATS_ENABLED": "0",

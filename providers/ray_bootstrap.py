@@ -50,41 +50,65 @@ def cluster_resource(cluster: str) -> str:
     return f"sched-cluster-{cluster}"
 
 
+def _words(*args: str) -> str:
+    """A command line: every word quoted, so no value (cluster name, address, path,
+    version) is ever read by bash as anything but one literal argument."""
+    return shlex.join(args)
+
+
 def startup_script(boot: Bootstrap, *, cluster: str, cloud: str, head_ip: str | None = None) -> str:
-    """Bash for one node: the head when ``head_ip`` is None, else a worker joining it."""
+    """Bash for one node: the head when ``head_ip`` is None, else a worker joining it.
+
+    Every value goes into the script through ``shlex`` quoting, or as JSON (which escapes
+    newlines) inside the comment line; the node agent's source is a quoted heredoc."""
     if cloud not in STOP_WAIT_S:
         raise ValueError(f"no startup script for cloud {cloud!r}")
     role = "head" if head_ip is None else "worker"
-    resources = shlex.quote(json.dumps({cluster_resource(cluster): 1}))
+    resources = f"--resources={json.dumps({cluster_resource(cluster): 1})}"
     if head_ip is None:
-        start = (
-            f"ray start --head --port={boot.gcs_port} --dashboard-host=0.0.0.0"
-            f" --dashboard-port={boot.dashboard_port} --resources={resources}"
-            " --disable-usage-stats"
+        start = _words(
+            "ray",
+            "start",
+            "--head",
+            f"--port={boot.gcs_port}",
+            "--dashboard-host=0.0.0.0",
+            f"--dashboard-port={boot.dashboard_port}",
+            resources,
+            "--disable-usage-stats",
         )
         jobs_api = f"http://127.0.0.1:{boot.dashboard_port}"
     else:
-        start = (
-            f"ray start --address={shlex.quote(head_ip)}:{boot.gcs_port}"
-            f" --resources={resources} --disable-usage-stats"
-        )
-        jobs_api = f"http://{shlex.quote(head_ip)}:{boot.dashboard_port}"
+        address = f"--address={head_ip}:{boot.gcs_port}"
+        start = _words("ray", "start", address, resources, "--disable-usage-stats")
+        jobs_api = f"http://{head_ip}:{boot.dashboard_port}"
     state = shlex.quote(boot.state_dir)
+    agent_path = shlex.quote(f"{boot.state_dir}/node_agent.py")
     agent = AGENT_SOURCE.read_text()
     if "SCHED_AGENT_EOF" in agent:
         raise ValueError("the node agent's source contains the heredoc terminator")
+    agent_cmd = _words(
+        "python3",
+        f"{boot.state_dir}/node_agent.py",
+        "--cloud",
+        cloud,
+        "--metadata",
+        boot.metadata_url[cloud],
+        "--ray",
+        jobs_api,
+        "--interval",
+        f"{boot.agent_interval_s:g}",
+    )
+    log = shlex.quote(f"{boot.state_dir}/agent.log")
     return f"""#!/bin/bash
-# sched: Ray {role} of cluster {cluster} on {cloud}
+# sched: Ray {role} of cluster {json.dumps(cluster)} on {cloud}
 set -euo pipefail
 export RAY_JOB_STOP_WAIT_TIME_S={STOP_WAIT_S[cloud]}
 if ! command -v ray >/dev/null 2>&1; then
-  python3 -m pip install --quiet 'ray[default]=={boot.ray_version}'
+  python3 -m pip install --quiet {shlex.quote(f"ray[default]=={boot.ray_version}")}
 fi
 mkdir -p {state}
-cat > {state}/node_agent.py <<'SCHED_AGENT_EOF'
+cat > {agent_path} <<'SCHED_AGENT_EOF'
 {agent}SCHED_AGENT_EOF
 {start}
-nohup python3 {state}/node_agent.py --cloud {cloud} \\
-  --metadata {shlex.quote(boot.metadata_url[cloud])} --ray {jobs_api} \\
-  --interval {boot.agent_interval_s:g} >>{state}/agent.log 2>&1 &
+nohup {agent_cmd} >>{log} 2>&1 &
 """

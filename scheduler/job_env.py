@@ -3,20 +3,33 @@
 The checkpoint contract (README, "What the job sees"): SCHED_CHECKPOINT_DIR to write to,
 SCHED_CHECKPOINT_INTERVAL_S from the cost model, SCHED_RESUME_FROM when there is one to
 resume from; SIGTERM before the machine goes, when the cloud warns.
+
+The spec's secret values (``{from_env: NAME}``, ``{secret: VALUE}``) become plain here, in
+memory, for the runtime_env handed to Ray, and nowhere else (jobs/secrets.py).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from jobs.accelerators import AcceleratorKind
+from jobs.secrets import SecretError, process_keyring, resolve_env
 from jobs.spec import JobSpec
 from providers.base import Provider
 from scheduler.config import Settings
 from scheduler.placement import Placement
 from scheduler.preemption import daly_interval
+from scheduler.ray_jobs import RayUnavailable
 from scheduler.records import AttemptRecord, JobRecord
+
+
+class JobEnvError(RayUnavailable):
+    """The job's environment cannot be made (a from_env variable is not set, a secret cannot
+    be decrypted). A RayUnavailable so that the controller, which builds the runtime_env as
+    it submits, fails the job with this one line as the reason instead of crashing."""
 
 
 def checkpoint_location(settings: Settings, job: JobRecord, spec: JobSpec) -> str:
@@ -27,10 +40,20 @@ def checkpoint_location(settings: Settings, job: JobRecord, spec: JobSpec) -> st
 
 
 def runtime_env(
-    settings: Settings, job: JobRecord, attempt: AttemptRecord, spec: JobSpec
+    settings: Settings,
+    job: JobRecord,
+    attempt: AttemptRecord,
+    spec: JobSpec,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """What Ray is given for the job; ``environ`` (default: this process's) is where
+    ``from_env`` values and SCHED_SECRET_KEY are read. JobEnvError names the variable."""
+    environ = os.environ if environ is None else environ
     checkpoint = checkpoint_location(settings, job, spec)
-    env = dict(spec.env)
+    try:
+        env = resolve_env(spec.env, environ, lambda: process_keyring(environ, create=False))
+    except SecretError as exc:
+        raise JobEnvError(str(exc)) from None
     env.update(
         {
             "SCHED_JOB_ID": str(job.id),
