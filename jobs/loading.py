@@ -6,6 +6,7 @@ the CLI can print it and exit 2 without a traceback.
 
 from __future__ import annotations
 
+import reprlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,12 @@ import yaml
 from pydantic import ValidationError
 
 from jobs.spec import JobSpec
+
+# A spec has tens of values; YAML aliases can make a few lines stand for billions, which
+# validation, error messages and the stored JSON would all expand.
+MAX_VALUES = 20_000
+MAX_MESSAGE = 240  # characters of the reason in an error line; the file and field come first
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 class SpecError(ValueError):
@@ -56,12 +63,26 @@ def _first_error(source: str, error: ValidationError, data: Any) -> SpecError:
     elif not first["type"].startswith("value_error") and not isinstance(first["input"], dict):
         message += f" (got {_short(first['input'])})"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    message = " ".join(message.split())  # one line, whatever the input held
+    message = _clip(message)
     return SpecError(f"{source}: {_field_path(tuple(first['loc']), data)}: {message}{more}")
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 40, 40
+
+
+def _clip(text: str) -> str:
+    """One line, and short: validators quote the input, which can be any size."""
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A bounded repr: the input may be huge, deeply nested or an int too long to print."""
+    try:
+        text = _REPR.repr(value)
+    except ValueError:  # an int past sys.get_int_max_str_digits()
+        text = f"an integer of {abs(value).bit_length()} bits"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -78,7 +99,7 @@ def parse_spec(
     except ValidationError as exc:
         raise _first_error(source, exc, data) from None
     except (ValueError, TypeError, RecursionError, OverflowError) as exc:
-        raise SpecError(f"{source}: {' '.join(str(exc).split())}") from None
+        raise SpecError(f"{source}: {_clip(str(exc))}") from None
     if spec.workdir is not None:
         try:
             workdir = Path(spec.workdir).expanduser()
@@ -105,18 +126,86 @@ def load_spec(path: str | Path, *, now: datetime) -> JobSpec:
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not UTF-8
         raise SpecError(f"{source}: cannot read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = _read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{source}: {where}malformed YAML: {problem}") from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise SpecError(f"{source}: {where}malformed YAML: {_clip(str(problem))}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: malformed YAML: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:
         # PyYAML builds dates itself: 'deadline: 2026-13-01' fails outside YAMLError.
-        raise SpecError(f"{source}: malformed YAML value: {exc}") from None
+        raise SpecError(f"{source}: malformed YAML value: {_clip(str(exc))}") from None
     if isinstance(data, dict) and "name" not in data:
         data = {"name": _default_name(path), **data}
     return parse_spec(data, source=source, now=now, base_dir=path.parent)
+
+
+def _read_yaml(text: str) -> Any:
+    """``yaml.safe_load``, refusing what it would accept silently: a key given twice (the
+    last one would win, so a limit written twice is half ignored) and alias bombs."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    """Duplicate keys per mapping, and the number of values once aliases are expanded.
+
+    Iterative, with each shared (aliased) node sized once, so neither depth nor a
+    billion-laughs document costs more than one pass over the nodes as written.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[id(node)] > MAX_VALUES:
+                raise _problem(node, f"more than {MAX_VALUES} values once aliases are expanded")
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            raise _problem(node, "an alias refers to the mapping or list that contains it")
+        if isinstance(node, yaml.MappingNode):
+            _no_duplicate_keys(node)
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _no_duplicate_keys(node: yaml.MappingNode) -> None:
+    """Keys written twice in this mapping; keys brought in by a ``<<`` merge may be
+    overridden, that is what merging is for."""
+    seen: set[tuple[str, str]] = set()
+    for key, _ in node.value:
+        if key.tag == _MERGE or not isinstance(key, yaml.ScalarNode):
+            continue
+        if (key.tag, key.value) in seen:
+            raise _problem(key, f"key {_short(key.value)} is given twice")
+        seen.add((key.tag, key.value))
+
+
+def _problem(node: yaml.Node, problem: str) -> yaml.YAMLError:
+    return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
 
 
 def _default_name(path: Path) -> str:

@@ -5,11 +5,18 @@ their GPUs), where (DescribeInstanceTypeOfferings, per zone) and what spot costs
 now (DescribeSpotPriceHistory); the Price List API (GetProducts) says what on-demand
 costs per region. AWS publishes no interruption rate, only the Spot Advisor's monthly
 buckets, which come from a dated table in configs/.
+
+An answer item we cannot read (a field missing, or of another type) raises AwsFormatError
+naming the API, the item and the field; the feed skips that item, counts it and logs one
+warning per fetch, so one odd Price List product never costs a whole region its prices.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +48,52 @@ LINUX = "Linux/UNIX"
 # The Price List API is served from us-east-1 (and two other regions) for every region.
 PRICING_REGION = "us-east-1"
 _TYPES_PER_CALL = 100  # DescribeInstanceTypes accepts at most 100 names
+log = logging.getLogger(__name__)
+
+
+class SpotAdvisorError(ValueError):
+    """The Spot Advisor table cannot be used; ``str()`` names the file and the entry, on one
+    line (keys are quoted as written, line breaks and all)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.splitlines()))
+
+
+class AwsFormatError(ValueError):
+    """An AWS answer item we cannot read; ``str()`` names the API, the item and the field."""
+
+
+def _get(data: Any, *keys: str) -> Any:
+    """``data[k1][k2]...``, or None where a level is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "a huge int"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: Any, what: str) -> float:
+    """A finite, non-negative number from a number or a numeric string (AWS sends both)."""
+    if value is None:
+        raise AwsFormatError(f"{what} is missing")
+    number = math.nan
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError, OverflowError):  # "abc"; an int past float
+            number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise AwsFormatError(f"{what}: {_short(value)} is not a non-negative number")
+    return number
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise AwsFormatError(f"{what} is missing" if value is None else f"{what}: {_short(value)}")
+    return value
 
 
 # ---- pure parsing -------------------------------------------------------------------------
@@ -63,12 +116,20 @@ def accelerator_of(type_info: Mapping[str, Any]) -> OfferedAccelerator | None:
     Memory is our table's per-device figure, not EC2's MiB, so a live offering and the
     snapshot's agree on "24 GB" for an A10G that EC2 reports as 22,888 MiB.
     """
-    for gpu in (type_info.get("GpuInfo") or {}).get("Gpus") or []:
-        if float(gpu.get("GpuPartitionSize", 1.0)) < 1.0:  # a slice of one GPU (g6f)
-            continue
-        memory = float((gpu.get("MemoryInfo") or {}).get("SizeInMiB", 0))
+    where = f"DescribeInstanceTypes: {_short(_get(type_info, 'InstanceType'))}: GpuInfo.Gpus"
+    gpus = _get(type_info, "GpuInfo", "Gpus") or []
+    if not isinstance(gpus, list):
+        raise AwsFormatError(f"{where}: {_short(gpus)} is not a list")
+    for gpu in gpus:
+        if not isinstance(gpu, Mapping):
+            raise AwsFormatError(f"{where}: {_short(gpu)} is not an object")
+        if _number(gpu.get("GpuPartitionSize", 1.0), f"{where}.GpuPartitionSize") < 1.0:
+            continue  # a slice of one GPU (g6f)
+        memory = _number(_get(gpu, "MemoryInfo", "SizeInMiB") or 0, f"{where}.MemoryInfo")
         name = canonical_gpu(str(gpu.get("Name", "")), memory)
-        count = int(gpu.get("Count", 0))
+        count = gpu.get("Count", 0)
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise AwsFormatError(f"{where}.Count: {_short(count)} is not a whole number")
         if name and count >= 1:
             return OfferedAccelerator(
                 name=name, count=count, memory_gb=GPUS[name.lower()].memory_gb
@@ -87,22 +148,55 @@ def parse_price_list_item(item: str | Mapping[str, Any]) -> OnDemandPrice | None
     """One GetProducts ``PriceList`` entry -> its hourly on-demand USD price, if it has one.
 
     Reads ``terms.OnDemand.*.priceDimensions.*`` with unit ``Hrs`` and a USD price. Zero
-    prices (capacity-reservation and similar rows) are not offers, so they give None.
+    prices (capacity-reservation and similar rows) are not offers, so they give None, as
+    does a product that is not an instance (no instanceType or regionCode). A product in
+    a shape we cannot read raises AwsFormatError.
     """
-    data = json.loads(item) if isinstance(item, str) else item
-    attrs = (data.get("product") or {}).get("attributes") or {}
-    itype, region = attrs.get("instanceType"), attrs.get("regionCode")
+    try:
+        data = json.loads(item) if isinstance(item, str) else item
+    except ValueError:  # not JSON, or a number too long to read
+        raise AwsFormatError("GetProducts: a PriceList entry is not JSON") from None
+    if not isinstance(data, Mapping):
+        raise AwsFormatError(f"GetProducts: a PriceList entry is {type(data).__name__}")
+    attrs = _get(data, "product", "attributes") or {}
+    itype, region = _get(attrs, "instanceType"), _get(attrs, "regionCode")
     if not itype or not region:
         return None
-    prices = [
-        float(dim["pricePerUnit"]["USD"])
-        for term in ((data.get("terms") or {}).get("OnDemand") or {}).values()
-        for dim in (term.get("priceDimensions") or {}).values()
-        if str(dim.get("unit", "")).lower() in ("hrs", "hours")
-        and "USD" in (dim.get("pricePerUnit") or {})
-    ]
+    where = f"GetProducts: {_short(_text(itype, 'GetProducts: instanceType'))}"
+    _text(region, f"{where}: regionCode")
+    prices = []
+    for term in _values(_get(data, "terms", "OnDemand"), f"{where}: terms.OnDemand"):
+        dims = _values(_get(term, "priceDimensions"), f"{where}: priceDimensions")
+        for dim in dims:
+            usd = _get(dim, "pricePerUnit", "USD")
+            if str(_get(dim, "unit") or "").lower() in ("hrs", "hours") and usd is not None:
+                prices.append(_number(usd, f"{where}: pricePerUnit.USD"))
     prices = [p for p in prices if p > 0]
     return OnDemandPrice(itype, region, min(prices)) if prices else None
+
+
+def _values(data: Any, what: str) -> list[Any]:
+    """The values of an object whose keys are codes (terms, dimensions); each an object."""
+    if data is None:
+        return []
+    if not isinstance(data, Mapping) or not all(isinstance(v, Mapping) for v in data.values()):
+        raise AwsFormatError(f"{what} is not an object of objects")
+    return list(data.values())
+
+
+def spot_point(region: str, item: Mapping[str, Any]) -> SpotPricePoint:
+    """One DescribeSpotPriceHistory entry; AwsFormatError for one we cannot read."""
+    what = "DescribeSpotPriceHistory"
+    zone = _text(_get(item, "AvailabilityZone"), f"{what}: AvailabilityZone")
+    itype = _text(_get(item, "InstanceType"), f"{what}: InstanceType")
+    what = f"{what}: {_short(itype)} in {_short(zone)}"
+    at = _get(item, "Timestamp")
+    if not isinstance(at, datetime):
+        raise AwsFormatError(f"{what}: Timestamp {_short(at)} is not a time")
+    price = _number(_get(item, "SpotPrice"), f"{what}: SpotPrice")
+    return SpotPricePoint(
+        cloud="aws", region=region, zone=zone, instance_type=itype, price_per_hour=price, at=_at(at)
+    )
 
 
 def latest_spot(points: Iterable[SpotPricePoint]) -> dict[tuple[str, str], SpotPricePoint]:
@@ -153,8 +247,8 @@ class SpotAdvisorTable(BaseModel):
 
 
 def load_spot_advisor(path: Path = DEFAULT_SPOT_ADVISOR) -> SpotAdvisorTable:
-    """The table at ``path``; ValueError names the file and the bad entry."""
-    return load_model(path, SpotAdvisorTable)
+    """The table at ``path``; SpotAdvisorError (a ValueError) names the file and the entry."""
+    return load_model(path, SpotAdvisorTable, SpotAdvisorError)
 
 
 # ---- assembling offerings (pure) ----------------------------------------------------------
@@ -169,16 +263,20 @@ class InstanceTypeInfo:
 
 
 def instance_type_info(type_info: Mapping[str, Any]) -> InstanceTypeInfo | None:
-    """A DescribeInstanceTypes entry with a GPU we know, else None."""
+    """A DescribeInstanceTypes entry with a GPU we know, else None; AwsFormatError for an
+    entry we cannot read (no vCPU count, say)."""
+    if not isinstance(type_info, Mapping):
+        raise AwsFormatError(f"DescribeInstanceTypes: an entry is {type(type_info).__name__}")
     accel = accelerator_of(type_info)
     if accel is None:
         return None
-    return InstanceTypeInfo(
-        name=type_info["InstanceType"],
-        vcpus=float(type_info["VCpuInfo"]["DefaultVCpus"]),
-        memory_gb=float(type_info["MemoryInfo"]["SizeInMiB"]) / 1024,
-        accelerator=accel,
-    )
+    name = _text(type_info.get("InstanceType"), "DescribeInstanceTypes: InstanceType")
+    where = f"DescribeInstanceTypes: {_short(name)}"
+    vcpus = _number(_get(type_info, "VCpuInfo", "DefaultVCpus"), f"{where}: VCpuInfo")
+    mib = _number(_get(type_info, "MemoryInfo", "SizeInMiB"), f"{where}: MemoryInfo")
+    if not vcpus or not mib:
+        raise AwsFormatError(f"{where}: no vCPUs or no memory")
+    return InstanceTypeInfo(name=name, vcpus=vcpus, memory_gb=mib / 1024, accelerator=accel)
 
 
 @dataclass(frozen=True)
@@ -264,6 +362,7 @@ class AwsPriceFeed:
         self.spot_window = spot_window
         self.clients = clients or AwsClients()
         self.max_workers = max_workers
+        self.skipped: list[str] = []  # answer items not read, since the last warning
 
     def fetch(self, regions: Sequence[str], now: datetime) -> list[Offering]:
         advisor = load_spot_advisor(self.advisor_path)
@@ -273,6 +372,7 @@ class AwsPriceFeed:
             ThreadPoolExecutor(max_workers=self.max_workers) as pricing_pool,
         ):
             found = list(region_pool.map(lambda r: self._region(r, now, pricing_pool), regions))
+        self._warn_skipped()
         return [o for prices in found for o in build_offerings(prices, advisor, now)]
 
     def spot_history(
@@ -280,7 +380,18 @@ class AwsPriceFeed:
     ) -> list[SpotPricePoint]:
         if not instance_types:
             return []
-        return [p for r in regions for p in self._spot_points(r, instance_types, start, end)]
+        points = [p for r in regions for p in self._spot_points(r, instance_types, start, end)]
+        self._warn_skipped()
+        return points
+
+    def _skip(self, error: AwsFormatError) -> None:
+        self.skipped.append(str(error))  # list.append: safe from the pools' threads
+
+    def _warn_skipped(self) -> None:
+        """One warning per fetch, however many items were skipped."""
+        skipped, self.skipped = self.skipped, []
+        if skipped:
+            log.warning("aws: %d API answer item(s) skipped, first: %s", len(skipped), skipped[0])
 
     def instance_types(self, region: str, names: Sequence[str]) -> dict[str, InstanceTypeInfo]:
         """The GPU types among ``names`` as EC2 describes them in ``region``."""
@@ -289,8 +400,12 @@ class AwsPriceFeed:
         for i in range(0, len(names), _TYPES_PER_CALL):
             chunk = list(names[i : i + _TYPES_PER_CALL])
             for page in ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=chunk):
-                for entry in page["InstanceTypes"]:
-                    info = instance_type_info(entry)
+                for entry in page.get("InstanceTypes") or []:
+                    try:
+                        info = instance_type_info(entry)
+                    except AwsFormatError as exc:
+                        self._skip(exc)
+                        continue
                     if info is not None:
                         found[info.name] = info
         return found
@@ -303,9 +418,12 @@ class AwsPriceFeed:
         )
         zones: dict[str, list[str]] = {}
         for page in pages:
-            for o in page["InstanceTypeOfferings"]:
-                if o["InstanceType"].startswith(GPU_FAMILY_PREFIXES):
-                    zones.setdefault(o["InstanceType"], []).append(o["Location"])
+            for o in page.get("InstanceTypeOfferings") or []:
+                itype, zone = _get(o, "InstanceType"), _get(o, "Location")
+                if not isinstance(itype, str) or not isinstance(zone, str) or not zone:
+                    self._skip(AwsFormatError(f"DescribeInstanceTypeOfferings: {_short(o)}"))
+                elif itype.startswith(GPU_FAMILY_PREFIXES):
+                    zones.setdefault(itype, []).append(zone)
         return zones
 
     def on_demand_price(self, region: str, instance_type: str) -> float | None:
@@ -323,13 +441,16 @@ class AwsPriceFeed:
         pages = pricing.get_paginator("get_products").paginate(
             ServiceCode="AmazonEC2", Filters=filters, FormatVersion="aws_v1"
         )
-        prices = [
-            p.usd_per_hour
-            for page in pages
-            for item in page.get("PriceList", [])
-            if (p := parse_price_list_item(item)) is not None
-            and (p.instance_type, p.region) == (instance_type, region)
-        ]
+        prices = []
+        for page in pages:
+            for item in page.get("PriceList") or []:
+                try:
+                    p = parse_price_list_item(item)
+                except AwsFormatError as exc:
+                    self._skip(exc)
+                    continue
+                if p is not None and (p.instance_type, p.region) == (instance_type, region):
+                    prices.append(p.usd_per_hour)
         return min(prices) if prices else None
 
     def _region(self, region: str, now: datetime, pool: ThreadPoolExecutor) -> RegionPrices:
@@ -351,15 +472,11 @@ class AwsPriceFeed:
             StartTime=start,
             EndTime=end,
         )
-        return [
-            SpotPricePoint(
-                cloud="aws",
-                region=region,
-                zone=p["AvailabilityZone"],
-                instance_type=p["InstanceType"],
-                price_per_hour=float(p["SpotPrice"]),
-                at=_at(p["Timestamp"]),
-            )
-            for page in pages
-            for p in page["SpotPriceHistory"]
-        ]
+        points = []
+        for page in pages:
+            for item in page.get("SpotPriceHistory") or []:
+                try:
+                    points.append(spot_point(region, item))
+                except AwsFormatError as exc:
+                    self._skip(exc)
+        return points

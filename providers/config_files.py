@@ -18,9 +18,14 @@ M = TypeVar("M", bound=BaseModel)
 def read_yaml(path: Path, error: type[ValueError] = ValueError) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster
     try:
-        return yaml.load(path.read_text(), Loader=loader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # YAML's own types raise these: a date like 2026-13-01, nesting too deep.
+        raise error(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

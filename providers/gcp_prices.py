@@ -210,17 +210,48 @@ class MachineShape:
     local_ssd_gib: float = 0
 
 
+class GcpFormatError(ValueError):
+    """A Compute API answer item we cannot read; ``str()`` names the item and the field."""
+
+
+def _count(value: Any, what: str) -> int:
+    """A count the API types as int32 (cores, MB, cards, disks): an int, or its string."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        number = int(value) if not isinstance(value, bool) else -1
+    except (TypeError, ValueError):
+        number = -1
+    if not 0 <= number < 2**31:
+        raise GcpFormatError(f"{what}: {str(value)[:40]!r} is not a count")
+    return number
+
+
 def machine_shape(data: Mapping[str, Any]) -> MachineShape:
+    """A REST ``MachineType``; GcpFormatError for one without a name, cores or memory."""
+    name = data.get("name") if isinstance(data, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise GcpFormatError("MachineType: an entry without a name")
+    where = f"MachineType {name[:40]!r}"
     accels = data.get("accelerators") or []
+    if not isinstance(accels, list) or not all(isinstance(a, Mapping) for a in accels):
+        raise GcpFormatError(f"{where}: accelerators is not a list of objects")
     gpu, count = None, 0
     if accels:
         gpu = canonical_accelerator(str(accels[0].get("guestAcceleratorType", "")))
-        count = int(accels[0].get("guestAcceleratorCount") or 0)
-    partitions = int((data.get("bundledLocalSsds") or {}).get("partitionCount") or 0)
+        count = _count(accels[0].get("guestAcceleratorCount") or 0, f"{where}: accelerators")
+    ssds = data.get("bundledLocalSsds") or {}
+    if not isinstance(ssds, Mapping):
+        raise GcpFormatError(f"{where}: bundledLocalSsds is not an object")
+    partitions = _count(ssds.get("partitionCount") or 0, f"{where}: bundledLocalSsds")
+    vcpus = _count(data.get("guestCpus") or 0, f"{where}: guestCpus")
+    memory_mb = _count(data.get("memoryMb") or 0, f"{where}: memoryMb")
+    if not vcpus or not memory_mb:
+        raise GcpFormatError(f"{where}: no guestCpus or no memoryMb")
     return MachineShape(
-        name=str(data["name"]),
-        vcpus=int(data.get("guestCpus") or 0),
-        memory_gib=float(data.get("memoryMb") or 0) / 1024,
+        name=name,
+        vcpus=vcpus,
+        memory_gib=memory_mb / 1024,
         gpu=gpu,
         gpu_count=count,
         local_ssd_gib=partitions * LOCAL_SSD_PARTITION_GIB,
@@ -365,6 +396,7 @@ class GcpPriceFeed:
         self.spot_interruption_rate = spot_interruption_rate
         self.max_workers = max_workers
         self._clients = ComputeClients(self.endpoint)
+        self.skipped: list[str] = []  # machine types not read, since the last warning
 
     def _client(self, kind: str) -> Any:
         return self._clients.get(kind)
@@ -377,6 +409,9 @@ class GcpPriceFeed:
             prices, problems = skus.result()
         if problems:  # SKUs of other products in odd shapes; logged, never silently priced
             log.debug("%d Compute Engine SKUs not parsed, first: %s", len(problems), problems[0])
+        skipped, self.skipped = self.skipped, []
+        if skipped:  # machine types are what we price: a skipped one is worth a warning
+            log.warning("gcp: %d machine type(s) skipped, first: %s", len(skipped), skipped[0])
         return build_offerings(catalogs, rate_book(prices), now, self.spot_interruption_rate)
 
     def spot_history(
@@ -398,7 +433,14 @@ class GcpPriceFeed:
         types = self._client("MachineTypesClient").list(
             request={"project": self.project, "zone": zone, "filter": machine_type_filter()}
         )
-        shapes = {s.name: s for s in (machine_shape(_as_dict(t)) for t in types)}
+        shapes = {}
+        for t in types:
+            try:
+                shape = machine_shape(_as_dict(t))
+            except GcpFormatError as exc:
+                self.skipped.append(f"{zone}: {exc}")  # list.append: safe across threads
+                continue
+            shapes[shape.name] = shape
         accels = self._client("AcceleratorTypesClient").list(project=self.project, zone=zone)
         return ZoneCatalog(
             zone=zone,

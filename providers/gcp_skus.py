@@ -7,6 +7,7 @@ usage type) and on-demand are separate SKUs, so parsing is kept apart from compo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -76,22 +77,61 @@ def money(value: Mapping[str, Any] | None) -> Decimal:
     """Google's Money: whole ``units`` (an int64, a string in JSON) plus ``nanos`` (1e-9)."""
     if not value:
         return Decimal(0)
-    units = Decimal(str(value.get("units") or 0))
-    nanos = Decimal(int(value.get("nanos") or 0)) / Decimal(1_000_000_000)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"unitPrice {_short(value)} is not an object")
+    units = Decimal(_whole(value.get("units") or 0, "units"))
+    nanos = Decimal(_whole(value.get("nanos") or 0, "nanos")) / Decimal(1_000_000_000)
     if units and nanos and (units < 0) != (nanos < 0):
         raise ValueError("units and nanos have different signs")
     return units + nanos
 
 
+def _whole(value: Any, what: str) -> int:
+    """An int64 as Google sends it: a number, or a string of digits in JSON."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{what} {_short(value)} is not a whole number")
+    return int(value)  # ValueError for "1.5" or "abc"
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "a huge int"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _objects(value: Any, what: str, sku_id: str) -> list[Mapping[str, Any]]:
+    """A list of JSON objects, or SkuError naming the field."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise SkuError(f"SKU {sku_id}: {what} is not a list of objects")
+    return value
+
+
+def _mapping(value: Any, what: str, sku_id: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SkuError(f"SKU {sku_id}: {what} is not an object")
+    return value
+
+
 def sku_from_dict(data: Mapping[str, Any]) -> SkuPrice:
-    """Parse one SKU in the REST (camelCase) shape; the latest pricingInfo entry wins."""
-    sku_id = str(data.get("skuId") or data.get("name") or "?")
-    infos = data.get("pricingInfo") or []
+    """Parse one SKU in the REST (camelCase) shape; the latest pricingInfo entry wins.
+
+    SkuError, naming the SKU and the field, for anything else: a field missing or of
+    another type, a price that is not a finite number.
+    """
+    if not isinstance(data, Mapping):
+        raise SkuError(f"SKU ?: {type(data).__name__}, not an object")
+    sku_id = " ".join(str(data.get("skuId") or data.get("name") or "?").split())[:60]
+    infos = _objects(data.get("pricingInfo"), "pricingInfo", sku_id)
     if not infos:
         raise SkuError(f"SKU {sku_id}: pricingInfo is empty")
     info = max(infos, key=lambda i: str(i.get("effectiveTime") or ""))
-    expr = info.get("pricingExpression") or {}
-    rates = expr.get("tieredRates") or []
+    expr = _mapping(info.get("pricingExpression"), "pricingExpression", sku_id)
+    rates = _objects(expr.get("tieredRates"), "pricingExpression.tieredRates", sku_id)
     if not rates:
         raise SkuError(f"SKU {sku_id}: pricingExpression.tieredRates is empty")
     try:
@@ -108,25 +148,45 @@ def sku_from_dict(data: Mapping[str, Any]) -> SkuPrice:
             )
         )
     except (ValueError, ArithmeticError) as exc:
-        raise SkuError(f"SKU {sku_id}: tieredRates: {exc}") from None
-    currency = {(r.get("unitPrice") or {}).get("currencyCode", "USD") for r in rates}
+        raise SkuError(f"SKU {sku_id}: tieredRates: {' '.join(str(exc).split())}") from None
+    if not all(math.isfinite(float(t.usd)) and math.isfinite(float(t.start)) for t in tiers):
+        raise SkuError(f"SKU {sku_id}: tieredRates: a price or start too large to use")
+    currency = {
+        str(_mapping(r.get("unitPrice"), "unitPrice", sku_id).get("currencyCode", "USD"))
+        for r in rates
+    }
     if currency - {"USD"}:
         raise SkuError(f"SKU {sku_id}: priced in {sorted(currency)}, expected USD")
-    category = data.get("category") or {}
-    effective = info.get("effectiveTime")
+    category = _mapping(data.get("category"), "category", sku_id)
+    regions = data.get("serviceRegions") or []
+    if not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):
+        raise SkuError(f"SKU {sku_id}: serviceRegions is not a list of names")
+    try:
+        effective = _time(info.get("effectiveTime"))
+    except ValueError as exc:
+        raise SkuError(f"SKU {sku_id}: effectiveTime: {' '.join(str(exc).split())}") from None
     return SkuPrice(
         sku_id=sku_id,
         description=str(data.get("description") or ""),
         resource_family=str(category.get("resourceFamily") or ""),
         resource_group=str(category.get("resourceGroup") or ""),
         usage_type=str(category.get("usageType") or ""),
-        regions=tuple(data.get("serviceRegions") or ()),
+        regions=tuple(regions),
         usage_unit=str(expr.get("usageUnit") or ""),
         tiers=tiers,
-        effective_time=datetime.fromisoformat(effective.replace("Z", "+00:00"))
-        if effective
-        else None,
+        effective_time=effective,
     )
+
+
+def _time(value: Any) -> datetime | None:
+    """effectiveTime: RFC 3339 text in REST; a datetime when a client library built it."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{_short(value)} is not a time")
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def parse_skus(items: Iterable[Mapping[str, Any]]) -> tuple[list[SkuPrice], list[str]]:

@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     computed_field,
     field_validator,
     model_validator,
@@ -39,6 +40,14 @@ _UNIT_GB = {"GB": 1.0, "GiB": 2**30 / 1e9}
 
 class UnknownRegionError(ValueError):
     """A region the rate table does not list: pricing it by guess could hide a real cost."""
+
+
+class NetworkRatesError(ValueError):
+    """The rate table cannot be used; ``str()`` names the file and the entry, on one line
+    (region names and keys are quoted as written, line breaks and all)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.splitlines()))
 
 
 # ---- tiers ---------------------------------------------------------------------------------
@@ -183,7 +192,9 @@ class Location(BaseModel):
 class Rule(BaseModel):
     """One line of an inter-region or internet table: who it applies to and the tiers."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
+    )
 
     sources: tuple[str, ...] = Field(default=(), alias="from")
     destinations: tuple[str, ...] = Field(default=(), alias="to")
@@ -217,6 +228,12 @@ class Rule(BaseModel):
         )
 
 
+def _first_message(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        return str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+    return str(exc)
+
+
 def _matches(names: tuple[str, ...], region: str | None, continent: str | None) -> bool:
     return not names or region in names or continent in names
 
@@ -224,7 +241,7 @@ def _matches(names: tuple[str, ...], region: str | None, continent: str | None) 
 class CloudRates(BaseModel):
     """One cloud's published rates, in that cloud's unit."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     as_of: date
     source: str = Field(min_length=1)
@@ -247,6 +264,10 @@ class CloudRates(BaseModel):
                 seen[name] = continent
         for table in ("inter_region", "internet"):
             for i, rule in enumerate(getattr(self, table)):
+                try:  # converted at query time: a bound past float range fails here, not there
+                    rule.rate.in_gb(self.unit_gb)
+                except ValueError as exc:
+                    raise ValueError(f"{table}.{i}: {_first_message(exc)}") from None
                 for key, names in (("from", rule.sources), ("to", rule.destinations)):
                     for name in names:
                         if name in CONTINENTS:
@@ -431,6 +452,7 @@ class NetworkPrices(BaseModel):
 
 
 def load_network_prices(path: Path | None = None) -> NetworkPrices:
-    """The table at ``path`` (default: configs/network_rates.yaml); ValueError names the
-    file and the bad field."""
-    return load_model(DEFAULT_NETWORK_RATES if path is None else path, NetworkPrices)
+    """The table at ``path`` (default: configs/network_rates.yaml); NetworkRatesError (a
+    ValueError) names the file and the bad field."""
+    path = DEFAULT_NETWORK_RATES if path is None else path
+    return load_model(path, NetworkPrices, NetworkRatesError)

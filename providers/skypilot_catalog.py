@@ -40,6 +40,13 @@ What the files say, and what we make of it:
   work. Rows that cannot be offerings (fractional GPUs, no zone, no vCPUs) are counted as
   ``bad_row``; a file we cannot read as a catalog (missing columns, a price that is not a
   number) raises CatalogError naming the file, line and column.
+- A file cut short (a download or copy that stopped) is refused, not read in part. SkyPilot's
+  files (written by pandas) end with a line break, so a last line without one was cut: it
+  may hold a shortened price that still parses (``0.09`` of ``0.09962``, ``0.`` of
+  ``0.47``) or too few fields. Dropping that row quietly would still load a catalog that
+  replaces the snapshot for its cloud with what is left of it; CatalogError names the file
+  and the line instead. A line with another number of fields than the header anywhere
+  else is an error too; a file cut exactly at a line break cannot be told from a shorter one.
 
 Every row read is either used (gave at least one offering) or skipped for exactly one
 reason, so ``rows_read == rows_used + sum(rows_skipped.values())``.
@@ -453,6 +460,28 @@ class _Reader:
 # ---- entry points ------------------------------------------------------------------------------
 
 
+class _Lines:
+    """The lines being read, and whether the last one ended with a line break."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self.ended = False
+        self.saw_break = False  # lines given without breaks (a list) are not checked
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.saw_break = self.saw_break or self.ended
+        self.ended = line.endswith(("\n", "\r"))
+        return line
+
+    @property
+    def cut_short(self) -> bool:
+        return self.saw_break and not self.ended
+
+
 def read_catalog(
     lines: Iterable[str],
     source: Path,
@@ -471,7 +500,8 @@ def read_catalog(
         cloud = cloud.lower()
         if cloud not in CLOUDS:
             raise ValueError(f"cloud {cloud!r}: SkyPilot catalogs are read for {', '.join(CLOUDS)}")
-    rows = csv.reader(lines)
+    text = _Lines(lines)
+    rows = csv.reader(text)
     try:
         header = next(rows, None)
         if header is None:
@@ -497,6 +527,11 @@ def read_catalog(
         for cells in rows:
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue  # a blank line
+            if text.cut_short:
+                raise CatalogError(
+                    f"{source}: line {rows.line_num}: the file ends inside this line"
+                    " (cut short?); a complete vms.csv ends with a line break"
+                )
             if len(cells) != width:
                 raise CatalogError(
                     f"{source}: line {rows.line_num}: {len(cells)} fields, the header has {width}"

@@ -101,7 +101,7 @@ def gpu_memory_mib(gpu_info: str) -> float | None:
     try:
         size = data["Gpus"][0]["MemoryInfo"]["SizeInMiB"]
         value = float(size)
-    except (KeyError, IndexError, TypeError, ValueError):
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError):  # 10**400: Overflow
         return None
     return value if math.isfinite(value) and value > 0 else None
 

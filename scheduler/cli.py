@@ -54,8 +54,16 @@ CatalogOption = Annotated[
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    typer.echo(f"error: {one_line}", err=True)
     return typer.Exit(code)
+
+
+def _message(exc: BaseException) -> str:
+    """What an exception says; a KeyError's str() is its quoted key, so use the key."""
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return str(exc)
 
 
 def _errors_as_exit_codes(func: F) -> F:
@@ -65,6 +73,8 @@ def _errors_as_exit_codes(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
 
         from jobs.loading import SpecError
+        from providers.aws_prices import SpotAdvisorError
+        from providers.network import NetworkRatesError
         from providers.skypilot_catalog import CatalogError
         from providers.snapshot import SnapshotError
         from scheduler.config import ConfigError
@@ -73,15 +83,16 @@ def _errors_as_exit_codes(func: F) -> F:
         from scheduler.store import StoreError, UnknownJob
 
         bad_input = (SpecError, ConfigError, StoreError, UnknownJob, PriceQueryError)
+        bad_tables = (CatalogError, SnapshotError, SpotAdvisorError, NetworkRatesError)
 
         try:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
-        except (*bad_input, CatalogError, SnapshotError) as exc:
-            raise _fail(str(exc).strip("'\""), EXIT_BAD_INPUT) from None
+        except (*bad_input, *bad_tables) as exc:
+            raise _fail(_message(exc), EXIT_BAD_INPUT) from None
         except (RayUnavailable, RuntimeError, TimeoutError) as exc:
-            raise _fail(str(exc), EXIT_JOB_FAILED) from None
+            raise _fail(_message(exc), EXIT_JOB_FAILED) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
 

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from string import Formatter
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -18,15 +27,59 @@ class ConfigError(ValueError):
 ADDRESS_FIELDS = frozenset({"ip", "public_ip", "private_ip", "port"})
 
 
+# The longest a duration setting may be: ten years. Longer ones are typos, and they overflow
+# timedelta, datetime arithmetic and time.sleep far from where the setting was read.
+MAX_SECONDS = 10 * 365 * 24 * 3600.0
+MAX_HOURS = MAX_SECONDS / 3600
+_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)+")
+_TAG_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,62}")  # the spec's tag key rule (jobs/spec.py)
+
+
 def check_address_template(template: str) -> str:
     """ValueError naming the unknown field, so a bad setting fails at start-up."""
-    for _, field, _, _ in Formatter().parse(template):
+    for _, field, spec, _ in Formatter().parse(template):
         if field is not None and field not in ADDRESS_FIELDS:
             raise ValueError(f"unknown field {{{field}}} (use {', '.join(sorted(ADDRESS_FIELDS))})")
+        if spec and re.search(r"\d{4}", spec):  # '{ip:>999999999}' would fill memory
+            raise ValueError(f"format {spec!r}: a width of 1000 or more")
+    # Conversions and format specs ('{ip!x}', '{port:q}') only fail when formatted.
+    sample = {"ip": "10.0.0.1", "public_ip": "10.0.0.1", "private_ip": "10.0.0.2", "port": 8265}
+    try:
+        address = template.format(**sample)
+    except (IndexError, KeyError, TypeError, OverflowError) as exc:
+        raise ValueError(f"cannot be filled in: {exc}") from None
+    check_url(address)
     return template
 
 
+def check_url(value: str) -> str:
+    """An http(s) URL with a host: ValueError saying what is wrong with it."""
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("a URL cannot contain spaces or control characters")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+    if parts.port is None and parts.netloc.endswith(":"):
+        raise ValueError(f"{value!r} has an empty port")
+    return value
+
+
+def check_db_url(value: str) -> str:
+    """A URL SQLAlchemy can parse, for a dialect it has; the driver is the store's concern."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(value).get_dialect()
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(f"not a database URL SQLAlchemy can use: {exc}") from None
+    return value
+
+
 class Settings(BaseModel):
+    # NaN and infinity are never meant: they would pass every bound below.
+    model_config = ConfigDict(allow_inf_nan=False)
+
     home: Path = Field(description="Data directory: database, checkpoints, cluster marker.")
     db_url: str = Field(description="SQLAlchemy URL: sqlite:///... (default) or postgresql://...")
     ray_address: str | None = Field(
@@ -37,12 +90,18 @@ class Settings(BaseModel):
     ray_temp_dir: str | None = None
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs the local Ray offers.")
     local_price_per_hour: float = Field(default=0.0, ge=0)
-    poll_interval_s: float = Field(default=1.0, gt=0)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=MAX_SECONDS)
     pool_cooldown_s: float = Field(
-        default=1800, ge=0, description="How long a pool stays blocked after a preemption."
+        default=1800,
+        ge=0,
+        le=MAX_SECONDS,
+        description="How long a pool stays blocked after a preemption.",
     )
     price_ttl_s: float = Field(
-        default=3600.0, gt=0, description="Refresh live prices older than this many seconds."
+        default=3600.0,
+        gt=0,
+        le=MAX_SECONDS,
+        description="Refresh live prices older than this many seconds.",
     )
     catalogs: list[Path] = Field(
         default_factory=list, description="SkyPilot-format vms.csv files to load as prices."
@@ -79,10 +138,16 @@ class Settings(BaseModel):
         description="A cloud head's Jobs API: {ip}, {public_ip}, {private_ip}, {port}.",
     )
     cluster_idle_stop_s: float = Field(
-        default=600, ge=0, description="Stop a cloud cluster idle for this many seconds."
+        default=600,
+        ge=0,
+        le=MAX_SECONDS,
+        description="Stop a cloud cluster idle for this many seconds.",
     )
     cluster_boot_timeout_s: float = Field(
-        default=900, gt=0, description="Give up on a cluster not up after this many seconds."
+        default=900,
+        gt=0,
+        le=MAX_SECONDS,
+        description="Give up on a cluster not up after this many seconds.",
     )
 
     required_tags: list[str] = Field(
@@ -101,7 +166,10 @@ class Settings(BaseModel):
         default="sched:keep", min_length=1, description="Machines with this tag are never stopped."
     )
     audit_idle_hours: float = Field(
-        default=24.0, gt=0, description="An instance this long without work is idle."
+        default=24.0,
+        gt=0,
+        le=MAX_HOURS,
+        description="An instance this long without work is idle.",
     )
     scavenger_on_demand: bool = Field(
         default=False,
@@ -111,12 +179,35 @@ class Settings(BaseModel):
     @field_validator("required_tags")
     @classmethod
     def _no_tags(cls, value: list[str]) -> list[str]:
-        return [] if [v.lower() for v in value] == ["none"] else value
+        if [v.lower() for v in value] == ["none"]:
+            return []
+        for key in value:  # a key no spec may carry would refuse every job
+            if not _TAG_KEY.fullmatch(key):
+                raise ValueError(f"{key!r} is not a tag key (lower-case letters, digits, _ - .)")
+        return value
+
+    @field_validator("aws_regions", "gcp_regions")
+    @classmethod
+    def _region_names(cls, value: list[str]) -> list[str]:
+        for region in value:
+            if not _REGION.fullmatch(region):
+                raise ValueError(f"{region!r} is not a region name like us-east-1")
+        return value
 
     @field_validator("cluster_address")
     @classmethod
     def _known_fields(cls, value: str) -> str:
         return check_address_template(value)
+
+    @field_validator("ray_address", "gcp_api_endpoint", "aws_metadata_url", "gcp_metadata_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
+
+    @field_validator("db_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        return check_db_url(value)
 
     @model_validator(mode="after")
     def _can_launch(self) -> Settings:
@@ -193,10 +284,29 @@ _LIST_SEPARATORS = {
 
 
 def default_home(environ: Mapping[str, str]) -> Path:
-    if environ.get("SCHED_HOME"):
-        return Path(environ["SCHED_HOME"]).expanduser()
-    xdg = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    """ConfigError when the home directory cannot be known ('~nobody/x', no HOME)."""
+    try:
+        if environ.get("SCHED_HOME"):
+            return Path(environ["SCHED_HOME"]).expanduser()
+        xdg = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    except RuntimeError as exc:  # expanduser/home(): no such user, or no HOME at all
+        var = "SCHED_HOME" if environ.get("SCHED_HOME") else "HOME"
+        raise ConfigError(f"{var}: {_one_line(str(exc))}") from None
     return Path(xdg) / "sched"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    """pydantic's error as the person who set the variable needs it: which item, and why."""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    loc = err["loc"]
+    if len(loc) > 1 and isinstance(loc[1], int):  # one item of a list setting
+        item = repr(err["input"])
+        msg = f"{item if len(item) <= 40 else item[:37] + '...'}: {msg}"
+    return _one_line(msg)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -213,7 +323,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         if not err["loc"]:  # a check across settings: its message names the variable
-            raise ConfigError(str(err["msg"]).removeprefix("Value error, ")) from None
+            raise ConfigError(_describe(err)) from None
         field = str(err["loc"][0])
         var = next((k for k, v in _ENV.items() if v == field), field)
-        raise ConfigError(f"{var}: {err['msg']}") from None
+        raise ConfigError(f"{var}: {_describe(err)}") from None

@@ -297,8 +297,11 @@ def test_head_address_waits_for_the_address_the_template_needs() -> None:
 
 
 def test_check_address_template_names_an_unknown_field() -> None:
-    for good in ("http://{ip}:{port}", "https://{public_ip}", "{private_ip}:{port}", "http://x"):
+    for good in ("http://{ip}:{port}", "https://{public_ip}", "http://x"):
         assert check_address_template(good) == good
+    # The Jobs API client needs the scheme: a bare host:port would only fail at launch.
+    with pytest.raises(ValueError, match=r"not an http:// or https:// URL"):
+        check_address_template("{private_ip}:{port}")
     with pytest.raises(ValueError, match=r"unknown field \{host\}"):
         check_address_template("http://{host}:{port}")
     with pytest.raises(ValueError, match="unknown field"):
