@@ -61,6 +61,8 @@ class AttemptState(StrEnum):
     STOPPED = "STOPPED"
     PREEMPTED = "PREEMPTED"
     YIELDED = "YIELDED"  # a scavenger that gave its commitment headroom to paid-for work
+    NO_CAPACITY = "NO_CAPACITY"  # the cloud had no capacity for its pool: placed elsewhere
+    NO_QUOTA = "NO_QUOTA"  # the account's quota in that cloud region was used up
 
     @property
     def finished(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from providers.cloud_tags import ec2_tags
 from providers.instances import Instance, InstanceState, LaunchRequest
 from providers.node_agent import aws_instance_action
 from providers.offering import MarketKind
@@ -38,6 +39,10 @@ _STATES = {
     "terminated": InstanceState.TERMINATED,
 }
 _REGION_RE = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
+# Bounds for the clients that launch and watch machines: a throttled or hung EC2 call gives
+# up within about a minute (4 tries, at most 10 s each, 7 s of backoff) and the controller
+# tries again on its next pass, instead of one pass waiting on 6 tries of up to 60 s.
+LAUNCH_LIMITS: dict[str, Any] = {"max_attempts": 4, "connect_timeout": 5.0, "read_timeout": 10.0}
 
 
 class AwsClients:
@@ -45,10 +50,25 @@ class AwsClients:
 
     One session per object rather than boto3's module-level default session, so nothing
     global is mutated and two schedulers in one process do not share credentials by accident.
+
+    Retries are botocore's own (standard mode: throttling and transient errors, with
+    exponential backoff and jitter, a retry quota per client); ``max_attempts`` counts the
+    first try (botocore's ``total_max_attempts``). The defaults are the 60 s timeouts of
+    botocore and 6 tries; launching uses tighter bounds (LAUNCH_LIMITS).
     """
 
-    def __init__(self, profile: str | None = None) -> None:
+    def __init__(
+        self,
+        profile: str | None = None,
+        *,
+        max_attempts: int = 6,
+        connect_timeout: float = 60.0,
+        read_timeout: float = 60.0,
+    ) -> None:
         self.profile = profile
+        self.max_attempts = max_attempts
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self._session: Any = None
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
@@ -62,7 +82,11 @@ class AwsClients:
 
                 if self._session is None:
                     self._session = boto3.session.Session(profile_name=self.profile)
-                config = Config(retries={"mode": "standard", "max_attempts": 5})
+                config = Config(
+                    retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+                    connect_timeout=self.connect_timeout,
+                    read_timeout=self.read_timeout,
+                )
                 found = self._session.client(service, region_name=region, config=config)
                 self._clients[(service, region)] = found
             return found
@@ -116,7 +140,9 @@ def run_instances_args(request: LaunchRequest) -> dict[str, Any]:
         raise ValueError(f"AwsCompute cannot launch a {offering.cloud!r} offering")
     if not request.image:
         raise ValueError("an AWS launch needs an AMI id: set the request's image (ami-...)")
-    tags = {**request.tags, "Name": request.name, IDEMPOTENCY_TAG: request.idempotency_key}
+    tags = ec2_tags(
+        {**request.tags, "Name": request.name, IDEMPOTENCY_TAG: request.idempotency_key}
+    )
     args: dict[str, Any] = {
         "ImageId": request.image,
         "InstanceType": offering.instance_type,
@@ -158,7 +184,7 @@ class AwsCompute:
     cloud = "aws"
 
     def __init__(self, clients: AwsClients | None = None) -> None:
-        self.clients = clients or AwsClients()
+        self.clients = clients or AwsClients(**LAUNCH_LIMITS)
 
     def _ec2(self, region: str) -> Any:
         return self.clients.client("ec2", region)
@@ -181,6 +207,20 @@ class AwsCompute:
             return existing
         reply = self._ec2(region).run_instances(**args)
         return [instance_from_ec2(i) for i in reply["Instances"]]
+
+    def abandon(self, request: LaunchRequest) -> list[str]:
+        """Terminate whatever a launch with this key made (a launch the cloud refused half
+        way, or whose answer was lost); returns the instance ids it found."""
+        region = request.offering.region
+        key_filter = {"Name": f"tag:{IDEMPOTENCY_TAG}", "Values": [request.idempotency_key]}
+        alive = {
+            "Name": "instance-state-name",
+            "Values": ["pending", "running", "stopping", "stopped"],
+        }
+        found = [i.instance_id for i in self._find(region, [key_filter, alive])]
+        if found:
+            self._ec2(region).terminate_instances(InstanceIds=found)
+        return found
 
     def describe(self, zone: str, instance_ids: Sequence[str]) -> list[Instance]:
         if not instance_ids:  # an empty id list would mean "every instance"

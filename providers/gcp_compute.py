@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from providers.gcp_clients import ComputeClients, GoogleEndpoint
@@ -46,6 +47,20 @@ _STATES = {
 }
 
 
+def launch_retry(deadline: float = 20.0, initial: float = 1.0, maximum: float = 8.0) -> Any:
+    """google.api_core's Retry for the calls that launch and watch machines: exponential
+    backoff with jitter on what scheduler.launch_faults calls RETRY (429, 5xx, rate limits,
+    timeouts; not a quota 429 nor a capacity 503), for at most ``deadline`` seconds, so a
+    controller pass is not held for minutes (compute_v1's own ``get`` retries for 600 s)."""
+    from google.api_core.retry import Retry
+
+    from scheduler.launch_faults import retryable
+
+    return Retry(
+        predicate=retryable, initial=initial, maximum=maximum, multiplier=2.0, timeout=deadline
+    )
+
+
 class GcpOperationError(RuntimeError):
     """A zone operation finished with errors; ``codes`` are Google's (e.g.
     ZONE_RESOURCE_POOL_EXHAUSTED when a zone has no capacity left)."""
@@ -63,7 +78,11 @@ def _digest(text: str, n: int = 8) -> str:
 
 
 def sanitize_label_value(value: str) -> str:
-    """Lowercase, runs of other characters -> ``_``, at most 63 (values may be empty)."""
+    """Lowercase, runs of other characters -> ``_``, at most 63 (values may be empty).
+
+    Google's rule (values ``[\\p{Ll}\\p{Lo}\\p{N}_-]{0,63}``, under 128 bytes) also takes
+    international characters; these are replaced too, which loses them but keeps every
+    label inside the ASCII part of the rule that every Google API and report accepts."""
     return _LABEL_BAD.sub("_", value.lower())[:_LABEL_LEN]
 
 
@@ -77,14 +96,20 @@ def sanitize_label_key(key: str) -> str:
 
 def sanitize_labels(tags: Mapping[str, str]) -> dict[str, str]:
     """Tags as GCP labels. Keys that collide once cleaned keep apart by a hash of the
-    original key; more than 64 labels is an error rather than a silent cut."""
+    original key; more than 64 labels is an error rather than a silent cut.
+
+    Namespaced keys (``sched:cluster``; a spec's tag keys cannot hold ``:``) claim their
+    label first: sched finds its machines by ``sanitize_label_key(CLUSTER_TAG)``, so a job
+    tagged ``sched.cluster`` must not take the ``sched_cluster`` label from it."""
     if len(tags) > MAX_LABELS:
         raise ValueError(f"GCP allows at most {MAX_LABELS} labels, got {len(tags)} tags")
     out: dict[str, str] = {}
-    for key in sorted(tags):
-        clean = sanitize_label_key(key)
-        if clean in out:
-            clean = f"{clean[: _LABEL_LEN - 9]}-{_digest(key)}"
+    for key in sorted(tags, key=lambda k: (":" not in k, k)):
+        base = clean = sanitize_label_key(key)
+        tries = 0
+        while clean in out:  # a hashed name can be taken too: hash again until one is free
+            clean = f"{base[: _LABEL_LEN - 9]}-{_digest(key if not tries else f'{key}#{tries}')}"
+            tries += 1
         out[clean] = sanitize_label_value(tags[key])
     return out
 
@@ -230,10 +255,13 @@ class GcpCompute:
         network: str = "global/networks/default",
         boot_disk_gb: int = 100,
         operation_timeout: float = 600.0,
+        retry_deadline: float = 20.0,
+        call_timeout: float = 30.0,
     ) -> None:
         """``spot_termination_action``: DELETE (default) leaves no disk to pay for after a
         preemption, which is still seen through the zone's operations; STOP keeps the VM
-        TERMINATED until ``terminate``."""
+        TERMINATED until ``terminate``. ``retry_deadline`` bounds the retries of one call
+        (launch_retry) and ``call_timeout`` each try of it."""
         if spot_termination_action not in ("DELETE", "STOP"):
             raise ValueError("spot_termination_action must be DELETE or STOP")
         self.project = project
@@ -243,10 +271,20 @@ class GcpCompute:
         self.network = network
         self.boot_disk_gb = boot_disk_gb
         self.operation_timeout = operation_timeout
+        self.retry_deadline = retry_deadline
+        self.call_timeout = call_timeout
         self._clients = ComputeClients(self.endpoint)
 
     def _client(self, kind: str) -> Any:
         return self._clients.get(kind)
+
+    @cached_property
+    def _retry(self) -> Any:
+        return launch_retry(self.retry_deadline)
+
+    def _bounded(self) -> dict[str, Any]:
+        """Per-call ``retry`` and ``timeout`` for every client method on the launch path."""
+        return {"retry": self._retry, "timeout": self.call_timeout}
 
     def launch(self, request: LaunchRequest) -> list[Instance]:
         from google.api_core.exceptions import Conflict
@@ -276,7 +314,8 @@ class GcpCompute:
                 request_id=request_id(request.idempotency_key, i),
             )
             try:
-                pending.append(self._client("InstancesClient").insert_unary(request=insert))
+                client = self._client("InstancesClient")
+                pending.append(client.insert_unary(request=insert, **self._bounded()))
             except Conflict:  # made by an earlier try whose requestId Google has forgotten
                 continue
         for op in pending:
@@ -291,7 +330,7 @@ class GcpCompute:
         for name in instance_ids:
             try:
                 got = self._client("InstancesClient").get(
-                    project=self.project, zone=zone, instance=name
+                    project=self.project, zone=zone, instance=name, **self._bounded()
                 )
                 found.append(_as_dict(got))
             except NotFound:
@@ -322,10 +361,11 @@ class GcpCompute:
         (not TERMINATED or STOPPED); the label is reported back under ``tag_key`` itself, so
         callers need not know how labels are spelt."""
         label = sanitize_label_key(tag_key)
-        zones = self._client("ZonesClient").list(project=self.project)
+        zones = self._client("ZonesClient").list(project=self.project, **self._bounded())
         out = []
         for zone in (z.name for z in zones if z.name.startswith(f"{region}-")):
-            for vm in self._client("InstancesClient").list(project=self.project, zone=zone):
+            listing = self._client("InstancesClient").list
+            for vm in listing(project=self.project, zone=zone, **self._bounded()):
                 data = _as_dict(vm)
                 labels = data.get("labels") or {}
                 if label not in labels or data.get("status") in ("TERMINATED", "STOPPED"):
@@ -343,10 +383,18 @@ class GcpCompute:
         for name in instance_ids:
             try:
                 self._client("InstancesClient").delete_unary(
-                    project=self.project, zone=zone, instance=name
+                    project=self.project, zone=zone, instance=name, **self._bounded()
                 )
             except NotFound:
                 continue
+
+    def abandon(self, request: LaunchRequest) -> list[str]:
+        """Delete whatever a launch with this key made (one VM of several refused, or an
+        answer lost); the names are the key's, so nothing else is touched."""
+        zone = request.offering.zone
+        gone = [i.instance_id for i in self.describe(zone, instance_names(request))]
+        self.terminate(zone, gone)
+        return gone
 
     def preempted(self, zone: str) -> dict[str, set[str]]:
         """VM name -> instance ids that Google's zone operations say it preempted."""
@@ -355,7 +403,8 @@ class GcpCompute:
                 "project": self.project,
                 "zone": zone,
                 "filter": f'operationType = "{PREEMPTED_OPERATION}"',
-            }
+            },
+            **self._bounded(),
         )
         out: dict[str, set[str]] = {}
         for op in ops:
@@ -374,8 +423,9 @@ class GcpCompute:
                 raise TimeoutError(
                     f"operation {data.get('name')} in {zone} still {data.get('status')}"
                 )
+            # No short per-try timeout here: ``wait`` is a long poll (up to ~2 minutes).
             waited = self._client("ZoneOperationsClient").wait(
-                project=self.project, zone=zone, operation=data["name"]
+                project=self.project, zone=zone, operation=data["name"], retry=self._retry
             )
             data = _as_dict(waited)
         errors = (data.get("error") or {}).get("errors") or []

@@ -15,10 +15,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from providers.gcp_clients import GoogleEndpoint
-from providers.gcp_compute import sanitize_labels
+from providers.gcp_compute import launch_retry, sanitize_labels
 from providers.gcp_tpu import as_dict, tpu_slice
 from providers.instances import Instance, InstanceState, LaunchRequest
 from providers.offering import MarketKind
@@ -164,10 +165,14 @@ class GcpTpuCompute:
         network: str | None = None,
         poll_interval: float = 5.0,
         operation_timeout: float = 1800.0,
+        retry_deadline: float = 20.0,
+        call_timeout: float = 30.0,
     ) -> None:
         """``runtime_version``: used when a request names no image (else the generation's
         default). ``poll_interval``/``operation_timeout`` bound how long launch waits for
-        Google's operations; a big slice can take many minutes to come up."""
+        Google's operations; a big slice can take many minutes to come up. Each call is
+        retried on throttling and transient errors for at most ``retry_deadline`` seconds
+        (the TPU client retries nothing by default) and each try waits ``call_timeout``."""
         self.project = project
         self.endpoint = endpoint or GoogleEndpoint()
         self.runtime_version = runtime_version
@@ -175,6 +180,8 @@ class GcpTpuCompute:
         self.network = network
         self.poll_interval = poll_interval
         self.operation_timeout = operation_timeout
+        self.retry_deadline = retry_deadline
+        self.call_timeout = call_timeout
         self._client_obj: Any = None
         self._lock = threading.Lock()
 
@@ -185,6 +192,14 @@ class GcpTpuCompute:
 
                 self._client_obj = tpu_v2.TpuClient(**self.endpoint.client_kwargs())
             return self._client_obj
+
+    @cached_property
+    def _retry(self) -> Any:
+        return launch_retry(self.retry_deadline)
+
+    def _bounded(self) -> dict[str, Any]:
+        """Per-call ``retry`` and ``timeout``: without them a TPU call has neither."""
+        return {"retry": self._retry, "timeout": self.call_timeout}
 
     def _parent(self, zone: str) -> str:
         return f"projects/{self.project}/locations/{zone}"
@@ -209,7 +224,7 @@ class GcpTpuCompute:
         for node_id in ids:
             try:
                 op = self._client().create_node(
-                    parent=self._parent(zone), node_id=node_id, node=node
+                    parent=self._parent(zone), node_id=node_id, node=node, **self._bounded()
                 )
                 pending.append((node_id, op.operation))
             except Conflict:  # made by an earlier try with the same key
@@ -236,7 +251,8 @@ class GcpTpuCompute:
         out = []
         for node_id in instance_ids:
             try:
-                node = self._client().get_node(name=f"{self._parent(zone)}/nodes/{node_id}")
+                name = f"{self._parent(zone)}/nodes/{node_id}"
+                node = self._client().get_node(name=name, **self._bounded())
             except NotFound:
                 continue
             out.append(instance_from_node(as_dict(node)))
@@ -249,9 +265,17 @@ class GcpTpuCompute:
 
         for node_id in instance_ids:
             try:
-                self._client().delete_node(name=f"{self._parent(zone)}/nodes/{node_id}")
+                name = f"{self._parent(zone)}/nodes/{node_id}"
+                self._client().delete_node(name=name, **self._bounded())
             except NotFound:
                 continue
+
+    def abandon(self, request: LaunchRequest) -> list[str]:
+        """Delete whatever a launch with this key made: its node ids are the key's."""
+        zone = request.offering.zone
+        gone = [i.instance_id for i in self.describe(zone, node_ids(request))]
+        self.terminate(zone, gone)
+        return gone
 
     def wait_deleted(self, zone: str, instance_ids: Sequence[str]) -> None:
         """Block until the nodes are gone (bounded by ``operation_timeout``)."""
@@ -272,7 +296,8 @@ class GcpTpuCompute:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"operation {op.name} not done")
             time.sleep(self.poll_interval)
-            op = self._client().get_operation(operations_pb2.GetOperationRequest(name=op.name))
+            request = operations_pb2.GetOperationRequest(name=op.name)
+            op = self._client().get_operation(request, **self._bounded())
         return op
 
     def _wait_settled(self, zone: str, node_id: str, deadline: float) -> None:
@@ -282,7 +307,7 @@ class GcpTpuCompute:
         name = f"{self._parent(zone)}/nodes/{node_id}"
         while True:
             try:
-                node = as_dict(self._client().get_node(name=name))
+                node = as_dict(self._client().get_node(name=name, **self._bounded()))
             except NotFound:
                 return
             if str(node.get("state") or "") not in _SETTLING:

@@ -5,6 +5,11 @@ forward and returns, so a controller killed at any instant resumes where it was.
 cluster's launch keys stem from its name, which stems from the attempt that made it: a
 second launch after a crash finds the machines of the first (EC2 ClientToken and tag,
 GCE requestId, TPU node ids) instead of making new ones.
+
+When the cloud says no (scheduler/launch_faults.py), a busy cloud leaves the cluster
+launching for the next pass (CloudBusy); no capacity or quota terminates it with anything
+launched under its keys (LaunchRefused), so the job can go elsewhere and nothing is left
+running; anything else ends it with the cloud's message (ClusterError).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
+from functools import partial
+from typing import NoReturn
 
 from providers.instances import Compute, Instance, InstanceState, LaunchRequest
 from providers.local import jobs_api_answers
@@ -26,6 +33,7 @@ from scheduler.cluster_policy import (
     shape_of,
 )
 from scheduler.cluster_store import ClusterStore
+from scheduler.launch_faults import FaultKind, LaunchFault, classify
 from scheduler.placement import Placement
 from scheduler.records import AttemptRecord, ClusterRecord, ClusterState
 
@@ -38,6 +46,27 @@ class ClusterError(RuntimeError):
 
 class ClusterLost(ClusterError):
     """The cloud took a machine back while the cluster was booting: a preemption."""
+
+
+class CloudBusy(ClusterError):
+    """The cloud said "not now" (throttled, unavailable, timed out) after the client's own
+    retries: nothing is given up, the cluster stays launching and the next pass asks again
+    (every launch is idempotent by its key)."""
+
+    def __init__(self, what: str, fault: LaunchFault) -> None:
+        super().__init__(f"{what}: {fault.describe()}")
+        self.fault = fault
+
+
+class LaunchRefused(ClusterError):
+    """No capacity or quota for the placement: the cluster and whatever it had launched
+    are terminated, and the job should go elsewhere. ``launched``: whether any machine of
+    the cluster had been running (and billing) before the refusal."""
+
+    def __init__(self, what: str, fault: LaunchFault, launched: bool) -> None:
+        super().__init__(f"{what}: {fault.describe()}")
+        self.fault = fault
+        self.launched = launched
 
 
 class ClusterManager:
@@ -118,7 +147,15 @@ class ClusterManager:
             return record.head_address
         if record.state == ClusterState.TERMINATED:
             raise ClusterError(f"cluster {record.name} was terminated: {record.end_reason}")
-        return self._bring_up(record, placement, tags)
+        try:
+            return self._bring_up(record, placement, tags)
+        except ClusterError:
+            raise
+        except Exception as exc:  # describe or terminate answered with the cloud's error
+            fault = classify(exc)
+            if fault.kind is FaultKind.RETRY:
+                raise CloudBusy(f"cluster {record.name}", fault) from exc
+            raise ClusterError(f"cluster {record.name}: {fault.describe()}") from exc
 
     def _bring_up(
         self, record: ClusterRecord, placement: Placement, tags: Mapping[str, str]
@@ -186,13 +223,33 @@ class ClusterManager:
         try:
             machines = compute.launch(request)
         except Exception as exc:
-            self.terminate(record, f"launch refused: {exc}")
-            raise ClusterError(f"launching {request.name}: {exc}") from exc
+            self._refused(compute, record, request, exc)
         known = json.loads(self.store.get(record.id).instances_json)
         new = [m.instance_id for m in machines if m.instance_id not in known]
         if new:
             self.store.update(record.id, instances_json=json.dumps(known + new))
         return machines
+
+    def _refused(
+        self, compute: Compute, record: ClusterRecord, request: LaunchRequest, exc: Exception
+    ) -> NoReturn:
+        """The launch failed: a busy cloud is asked again next pass; otherwise nothing the
+        cluster launched, recorded or not, is left running."""
+        assert record.id is not None
+        fault = classify(exc)
+        what = f"launching {request.name}"
+        if fault.kind is FaultKind.RETRY:
+            raise CloudBusy(what, fault) from exc
+        launched = bool(json.loads(self.store.get(record.id).instances_json))
+        # Machines made under this key but not recorded (one VM of several refused, or a
+        # half-done launch): only the compute knows its keys. Optional, like managed().
+        abandon = getattr(compute, "abandon", None)
+        if abandon is not None:
+            abandon(request)
+        self.terminate(record, f"launch refused: {fault.describe()}")
+        if fault.kind in (FaultKind.CAPACITY, FaultKind.QUOTA):
+            raise LaunchRefused(what, fault, launched) from exc
+        raise ClusterError(f"{what}: {fault.describe()}") from exc
 
     def _running(self, record: ClusterRecord, machines: Sequence[Instance]) -> bool:
         if not machines:
@@ -219,7 +276,13 @@ class ClusterManager:
         if record is None or record.state != ClusterState.UP:
             return None
         ids = json.loads(record.instances_json)
-        seen = self.compute(record.cloud, record.instance_type).describe(record.zone, ids)
+        compute = self.compute(record.cloud, record.instance_type)
+        try:
+            seen = compute.describe(record.zone, ids)
+        except Exception as exc:
+            if classify(exc).kind is FaultKind.RETRY:
+                return None  # the cloud is busy: it cannot tell now, the next pass asks again
+            raise
         return lost(seen, ids)
 
     def release(self, attempt_id: int) -> None:
@@ -249,19 +312,31 @@ class ClusterManager:
 
     def maintain(self, active_attempts: Collection[int]) -> list[str]:
         """Release clusters whose attempt ended (a controller died between the two), stop
-        the ones idle too long, and terminate tagged machines no live cluster claims."""
+        the ones idle too long, and terminate tagged machines no live cluster claims. A
+        step the cloud is too busy for is put off to the next pass, and said so."""
         done: list[str] = []
         now = self.clock()
         for record in self.store.live():
-            if record.attempt_id is not None and record.attempt_id not in active_attempts:
-                self.release(record.attempt_id)
-                done.append(f"released {record.name}: its attempt had ended")
+            held = record.attempt_id
+            if held is not None and held not in active_attempts:
+                said = f"released {record.name}: its attempt had ended"
+                done.append(self._tidy(said, partial(self.release, held)))
         for record in idle_expired(self.store.live(), now, self.idle_stop_s):
-            idle_s = (now - record.last_used_at).total_seconds()
-            self.terminate(record, f"idle for {idle_s:.0f} s")
-            done.append(f"stopped {record.name}: idle for {idle_s:.0f} s")
+            why = f"idle for {(now - record.last_used_at).total_seconds():.0f} s"
+            done.append(
+                self._tidy(f"stopped {record.name}: {why}", partial(self.terminate, record, why))
+            )
         done += self._sweep()
         return done
+
+    @staticmethod
+    def _tidy(said: str, step: Callable[[], object]) -> str:
+        """Run one housekeeping step; a busy cloud (RETRY) is reported, not raised."""
+        try:
+            step()
+        except Exception as exc:
+            return _put_off(exc, said)
+        return said
 
     def _sweep(self) -> list[str]:
         live = {c.name for c in self.store.live()}
@@ -275,9 +350,21 @@ class ClusterManager:
             if listing is None:
                 continue
             for region in sorted(regions.get(kind, ())):
-                for machine in orphans(listing(region, CLUSTER_TAG), live):
-                    compute.terminate(machine.zone, [machine.instance_id])
-                    done.append(
-                        f"terminated orphan {machine.instance_id} ({machine.tags[CLUSTER_TAG]})"
-                    )
+                try:
+                    found = listing(region, CLUSTER_TAG)
+                except Exception as exc:
+                    done.append(_put_off(exc, f"sweep of {kind} {region}"))
+                    continue
+                for machine in orphans(found, live):
+                    said = f"terminated orphan {machine.instance_id} ({machine.tags[CLUSTER_TAG]})"
+                    kill = partial(compute.terminate, machine.zone, [machine.instance_id])
+                    done.append(self._tidy(said, kill))
         return done
+
+
+def _put_off(exc: Exception, what: str) -> str:
+    """What a busy cloud (RETRY) put off until the next pass; other errors are raised."""
+    fault = classify(exc)
+    if fault.kind is not FaultKind.RETRY:
+        raise exc
+    return f"put off ({fault.describe()}): {what}"

@@ -6,6 +6,10 @@ returns the same operation and creates nothing), zone operations (get, wait, lis
 a simple ``filter``) and region commitments (list per region and aggregated), plus
 ``/v1/services/{id}/skus`` for billing SKUs. State is plain
 dicts a test can read; ``preempt`` plays Google taking a spot machine back.
+
+Faults: an insert in a zone of ``exhausted_zones`` ends in an operation with
+ZONE_RESOURCE_POOL_EXHAUSTED, in a region of ``quota_exceeded`` with QUOTA_EXCEEDED; and
+``fail_next`` queues answers (429, 503, a delay...) in front of any route.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.fakes.faults import Answer, Injected, inject
 from tests.fakes.http import Request, ServedFake, google_error
 
 BASE = "https://www.googleapis.com/compute/v1"
 _P = r"/compute/v1/projects/(?P<project>[^/]+)"
 _Z = _P + r"/zones/(?P<zone>[^/]+)"
 _R = _P + r"/regions/(?P<region>[^/]+)"
+INSTANCES = _Z + r"/instances"
+INSTANCE = _Z + r"/instances/(?P<name>[^/]+)"
 _FILTER = re.compile(r'^\(?\s*(?P<field>\w+)\s*(?P<op>=|!=|eq|ne)\s*"?(?P<value>[^"]*?)"?\s*\)?$')
 
 # On-demand rates are Compute Engine's us-central1 list prices (they add up to the
@@ -145,6 +152,8 @@ class FakeCompute(ServedFake):
         self.page_size = 2  # small pages so clients must follow nextPageToken
         # Zones out of capacity: an insert there ends in a DONE operation with an error.
         self.exhausted_zones: set[str] = set()
+        # Regions whose quota is used up: region -> the quota's name (e.g. NVIDIA_L4_GPUS).
+        self.quota_exceeded: dict[str, str] = {}
         self._ids = itertools.count(1000)
         super().__init__()
         self._routes()
@@ -221,6 +230,11 @@ class FakeCompute(ServedFake):
         }
         self.commitments.setdefault(region, []).append(stored)
         return stored
+
+    def fail_next(self, method: str, pattern: str, *answers: Answer) -> Injected:
+        """The next requests to ``method pattern`` (e.g. ``"POST", INSTANCES``) get these
+        answers (``google_rest_error(...)`` or ``Delay(s)``), then the fake's own."""
+        return inject(self.server, method, pattern, list(answers))
 
     def preempt(self, zone: str, name: str) -> dict[str, Any]:
         """Take a spot machine back: STOP-action machines stay TERMINATED, DELETE ones go."""
@@ -347,18 +361,13 @@ class FakeCompute(ServedFake):
                 field = "resource.guestAccelerators[0].acceleratorType"
                 return google_error(400, f"Invalid value for field '{field}': '{kind}'")
         if zone in self.exhausted_zones:
-            target = f"{BASE}/projects/{self.project}/zones/{zone}/instances/{name}"
-            op = self._operation(zone, "insert", {"selfLink": target}, done=True)
-            op["error"] = {
-                "errors": [
-                    {
-                        "code": "ZONE_RESOURCE_POOL_EXHAUSTED",
-                        "message": f"The zone '{zone}' does not have enough resources available.",
-                    }
-                ]
-            }
-            op.update(httpErrorStatusCode=503, httpErrorMessage="SERVICE UNAVAILABLE")
-            return op
+            message = f"The zone '{zone}' does not have enough resources available."
+            return self._failed_insert(zone, name, "ZONE_RESOURCE_POOL_EXHAUSTED", message, 503)
+        region = zone.rsplit("-", 1)[0]
+        if region in self.quota_exceeded:
+            quota = self.quota_exceeded[region]
+            message = f"Quota '{quota}' exceeded. Limit: 1.0 in region {region}."
+            return self._failed_insert(zone, name, "QUOTA_EXCEEDED", message, 403)
         inst = {
             **body,
             "kind": "compute#instance",
@@ -376,6 +385,16 @@ class FakeCompute(ServedFake):
         op = self._operation(zone, "insert", inst, done=False)
         if request_id:
             self.by_request_id[request_id] = (zone, op["name"])
+        return op
+
+    def _failed_insert(
+        self, zone: str, name: str, code: str, message: str, http: int
+    ) -> dict[str, Any]:
+        """An insert Google accepted and then failed: a DONE operation carrying the error."""
+        target = f"{BASE}/projects/{self.project}/zones/{zone}/instances/{name}"
+        op = self._operation(zone, "insert", {"selfLink": target}, done=True)
+        op["error"] = {"errors": [{"code": code, "message": message}]}
+        op.update(httpErrorStatusCode=http, httpErrorMessage="ERROR")
         return op
 
     def _get_instance(self, req: Request) -> Any:

@@ -6,7 +6,8 @@ Create and delete are long-running: an operation is done after ``polls_to_done``
 it (or of the node it works on), which is when the node turns READY or goes away. A node
 id that exists answers 409 ALREADY_EXISTS, as Google does. ``stockout`` makes creates in a
 zone fail the way a zone without capacity does; ``preempt`` plays Google taking a spot
-slice back. ``/v1/services/{id}/skus`` serves billing SKUs.
+slice back; ``fail_next`` queues answers (a 429 quota or throttling error, a 503, a delay)
+in front of any route. ``/v1/services/{id}/skus`` serves billing SKUs.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.fakes.faults import Answer, Injected, inject
 from tests.fakes.http import Request, ServedFake, google_error
 
 COMPUTE_SERVICE = "6F81-5844-456A"
 TPU_SERVICE = "E000-3F24-B8AA"
 _L = r"/v2/projects/(?P<project>[^/]+)/locations"
 _Z = _L + r"/(?P<zone>[^/:]+)"
+NODES = _Z + r"/nodes"
+NODE = _Z + r"/nodes/(?P<node>[^/:]+)"
 _NODE_ID = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?")
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
@@ -198,6 +202,11 @@ class FakeTpu(ServedFake):
     def stockout(self, zone: str, accelerator_type: str) -> None:
         """Creates of this type in this zone fail: RESOURCE_EXHAUSTED in the operation."""
         self.stockouts.add((zone, accelerator_type))
+
+    def fail_next(self, method: str, pattern: str, *answers: Answer) -> Injected:
+        """The next requests to ``method pattern`` (e.g. ``"POST", NODES``) get these
+        answers, then the fake's own."""
+        return inject(self.server, method, pattern, list(answers))
 
     def preempt(self, zone: str, node_id: str) -> dict[str, Any]:
         with self.server.lock:
