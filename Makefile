@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/submit_latency.py
 	$(BIN)/python benchmarks/placement.py
 	$(BIN)/python benchmarks/migration.py
+	$(BIN)/python benchmarks/concurrency.py
+	$(BIN)/python benchmarks/load.py
 	$(BIN)/python -m benchmarks.sim.run
 	$(BIN)/python -m benchmarks.sim.limit
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from providers.local import jobs_api_answers
@@ -77,3 +81,53 @@ def pool_cluster() -> Iterator[tuple[Any, str]]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def postgres_installed() -> bool:
+    return bool(shutil.which("initdb") and shutil.which("pg_ctl"))
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root; CI runs as root, so drop to the postgres user."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server on a free loopback port (initdb into a temporary
+    directory, trust auth, fsync off); yields its URL, stops and deletes it after."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    data = Path(tempfile.mkdtemp(prefix="spg-", dir="/tmp"))
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    options += " -c max_connections=300"
+    run = subprocess.run
+    run(
+        _as_postgres([initdb, "-D", str(data), "-U", "sched", "--auth=trust", "-E", "UTF8"]),
+        check=True,
+        capture_output=True,
+    )
+    run(
+        _as_postgres(
+            [pg_ctl, "-D", str(data), "-o", options, "-l", str(data / "log"), "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        yield f"postgresql+psycopg://sched@127.0.0.1:{port}/postgres"
+    finally:
+        run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)

@@ -13,8 +13,10 @@ import gc
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from jobs.lifecycle import AttemptState, JobState
 from jobs.spec import JobSpec, Priority
@@ -23,7 +25,7 @@ from providers.network import NetworkPrices, load_network_prices
 from providers.offering import Offering
 from scheduler.budgets import BudgetStatus, braking, holding
 from scheduler.cluster_policy import choose, cluster_name
-from scheduler.clusters import ClusterLost, ClusterManager
+from scheduler.clusters import CloudBusy, ClusterLost, ClusterManager, LaunchRefused
 from scheduler.commitments import Usage
 from scheduler.config import Settings
 from scheduler.constraints import OfferingIndex
@@ -31,17 +33,21 @@ from scheduler.cost_model import CommitmentCredit, CostParams
 from scheduler.explain import money, placement_reason
 from scheduler.finops import FinOps, job_tags
 from scheduler.job_env import entrypoint_resources, gpus, memory_bytes, runtime_env
+from scheduler.launch_faults import FaultKind
+from scheduler.leases import LEASE_S, dead_here, owner_id
 from scheduler.ledger import settle
 from scheduler.migration import replan_context
 from scheduler.placement import Placement, Plan, hours_until, plan
 from scheduler.ray_jobs import RayJobs, RayUnavailable
-from scheduler.records import AttemptRecord, JobRecord, LedgerRecord
+from scheduler.records import AttemptRecord, ClusterRecord, EventRecord, JobRecord, LedgerRecord
 from scheduler.scavenger import make_room, may_use, overflow
 from scheduler.store import StaleState, Store
 
 Clock = Callable[[], datetime]
 
 _ACTIVE = (JobState.PROVISIONING, JobState.RUNNING)
+_LEASED = (JobState.PLACED, JobState.PROVISIONING, JobState.RUNNING)
+"""States in which advancing a job acts outside the database: one process at a time."""
 
 
 def submission_id(job: JobRecord, attempt: int) -> str:
@@ -62,10 +68,15 @@ class Controller:
         cost_params: CostParams | None = None,
         clusters: ClusterManager | None = None,
         finops: FinOps | None = None,
+        lease_s: float = LEASE_S,
     ) -> None:
         """``cloud_offerings`` gives the price book's offerings (empty: local only);
-        ``clusters`` brings Ray clusters up on the clouds it is configured for."""
+        ``clusters`` brings Ray clusters up on the clouds it is configured for;
+        ``lease_s``: how long a job this controller acts on stays its own (leases.py)."""
         self.store = store
+        self.owner = owner_id()
+        self.lease_s = lease_s
+        self._leased: set[int] = set()
         self.clusters = clusters
         self.finops = finops
         self._budgets: list[BudgetStatus] | None = None  # this pass's, read once per pass
@@ -171,7 +182,70 @@ class Controller:
                 continue  # another process moved it; its move stands
             except RayUnavailable as exc:
                 warnings.append(f"job {job.id}: {exc}")
+            except ValidationError as exc:
+                warnings.append(self._unreadable(job, exc))
+            finally:
+                if job.id in self._leased:
+                    self._leased.discard(job.id)
+                    self.store.release(job.id, self.owner)
         return warnings
+
+    def place_queued(self, job_ids: Sequence[int] | None = None) -> list[JobRecord]:
+        """Place queued jobs (PENDING or MIGRATING) without starting them; the records
+        after. The same step reconcile runs on each queued job before starting it (lease,
+        budget hold, plan against every offering with the job's history, attempt and
+        event written): what a long queue costs the controller before any launch."""
+        queued = [JobState.PENDING, JobState.MIGRATING]
+        if job_ids is None:
+            jobs = self.store.list_jobs(states=queued)
+        else:
+            jobs = [self.store.get_job(i) for i in job_ids]
+        self._budgets = None
+        # Warm clusters are claimed only when a job is started, so one look serves the pass.
+        idle = self.clusters.idle() if self.clusters is not None else []
+        placed = []
+        for job in sorted(jobs, key=lambda j: j.id or 0):
+            if job.state not in queued or job.cancel_requested:
+                continue
+            with contextlib.suppress(StaleState):  # another process placed it first
+                placed.append(self._place(job, idle))
+        return placed
+
+    def _unreadable(self, job: JobRecord, exc: ValidationError) -> str:
+        """A stored spec this version no longer accepts (written by an older one, or by
+        hand): that job fails with the reason; the others go on."""
+        assert job.id is not None
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        why = f"its stored spec is no longer valid: {where}: {first['msg']}"
+        current = self.store.get_job(job.id)
+        if current.current_attempt_id is not None and JobState(current.state) in _ACTIVE:
+            self._fail(current, self.store.attempt(current.current_attempt_id), why)
+        elif not JobState(current.state).terminal:
+            self.store.transition(
+                job.id,
+                JobState.FAILED,
+                at=self.clock(),
+                expect=[JobState(current.state)],
+                reason=why,
+                job_updates={"message": why},
+            )
+        return f"job {job.id}: {why}"
+
+    def _take(self, job: JobRecord) -> bool:
+        """The job's lease: free, expired, or left by a dead process on this machine.
+        Taken before any step that acts outside the database (a launch, a Ray call);
+        placing needs none, its transition already admits one winner."""
+        assert job.id is not None
+        if job.id in self._leased:
+            return True
+        now = datetime.now(UTC)  # leases are about real processes, not the job's clock
+        holder = self.store.lease(job.id, self.owner, now, self.lease_s)
+        if holder is not None and dead_here(holder):
+            holder = self.store.lease(job.id, self.owner, now, self.lease_s, replacing=holder)
+        if holder is None:
+            self._leased.add(job.id)
+        return holder is None
 
     def _maintain(self, unfinished: Sequence[JobRecord]) -> list[str]:
         """Cluster housekeeping once per full pass; what it did is reported, not raised."""
@@ -183,7 +257,8 @@ class Controller:
         assert job.id is not None
         state = JobState(job.state)
         if job.cancel_requested and not state.terminal:
-            self._cancel(job)
+            if state not in _LEASED or self._take(job):
+                self._cancel(job)  # else its holder sees the request on its next step
             return
         if state is JobState.PREEMPTED:
             job = self.store.transition(
@@ -197,6 +272,8 @@ class Controller:
         if state in (JobState.PENDING, JobState.MIGRATING):
             job = self._place(job)
             state = JobState(job.state)
+        if state in _LEASED and not self._take(job):
+            return  # another live process is launching or watching it
         if state is JobState.PLACED:
             job = self._start_provisioning(job)
             state = JobState(job.state)
@@ -208,7 +285,8 @@ class Controller:
         if state is JobState.RUNNING:
             self._refresh(job)
 
-    def _place(self, job: JobRecord) -> JobRecord:
+    def _place(self, job: JobRecord, idle: list[ClusterRecord] | None = None) -> JobRecord:
+        """``idle``: the warm clusters, when the caller has just looked (else read here)."""
         assert job.id is not None
         spec = JobSpec.model_validate_json(job.spec_json)
         priority = Priority(job.priority)
@@ -221,11 +299,12 @@ class Controller:
             if self.finops is not None and self.finops.commitments
             else None
         )
+        history = self.store.attempts(job.id) if job.current_attempt_id is not None else []
         result = self.plan(
             spec,
             job.deadline_at,
             launchable_only=True,
-            attempts=self.store.attempts(job.id),
+            attempts=history,
             commitments=credit,
         )
         now = self.clock()
@@ -250,10 +329,11 @@ class Controller:
                 reason=f"no feasible placement: {result.why_none()}",
                 job_updates={"message": f"no feasible placement: {result.why_none()}"},
             )
-        idle = self.clusters.idle() if self.clusters is not None else []
+        if idle is None:
+            idle = self.clusters.idle() if self.clusters is not None else []
         choice = choose(result.placements, idle)
         best = choice.placement
-        number = len(self.store.attempts(job.id)) + 1
+        number = len(history) + 1
         attempt = AttemptRecord(
             job_id=job.id,
             number=number,
@@ -314,6 +394,11 @@ class Controller:
         except ClusterLost as exc:
             self._preempted(job, attempt, str(exc))
             return self.store.get_job(job.id)
+        except CloudBusy as exc:
+            self._cloud_busy(job, attempt, exc)
+            return job  # still PROVISIONING: the next pass asks the cloud again
+        except LaunchRefused as exc:
+            return self._launch_refused(job, attempt, exc)
         except RuntimeError as exc:
             return self._fail(job, attempt, f"cluster bring-up failed: {exc}")
         self.store.update_attempt(attempt.id or 0, cluster_address=address)
@@ -402,6 +487,75 @@ class Controller:
             ledger=line,
         )
         self._release(attempt)
+
+    def _cloud_busy(self, job: JobRecord, attempt: AttemptRecord, exc: CloudBusy) -> None:
+        """Throttled or unavailable past the client's own retries: the job stays where it
+        is. Said in the job's events once per error code and attempt, however many passes
+        it lasts."""
+        prefix = f"cloud busy ({exc.fault.code})"
+        self._event_once(job, attempt, prefix, f"{prefix}, asking again next pass: {exc}")
+
+    def _event_once(self, job: JobRecord, attempt: AttemptRecord, prefix: str, reason: str) -> None:
+        """An event that changes no state (from and to are the job's state), unless one
+        starting with ``prefix`` was recorded for this attempt already."""
+        assert job.id is not None
+        said = self.store.events(job.id)
+        if any(e.attempt_id == attempt.id and e.reason.startswith(prefix) for e in said):
+            return
+        with self.store.writing() as session:
+            session.add(
+                EventRecord(
+                    job_id=job.id,
+                    attempt_id=attempt.id,
+                    from_state=job.state,
+                    to_state=job.state,
+                    at=self.clock(),
+                    reason=reason,
+                )
+            )
+
+    def _launch_refused(
+        self, job: JobRecord, attempt: AttemptRecord, exc: LaunchRefused
+    ) -> JobRecord:
+        """No capacity (for the pool) or no quota (in the cloud's region): the attempt ends
+        saying which, its cluster is already gone, and the job is placed again while
+        re-planning blocks the pool or region (migration.py). Not an interruption: nothing
+        ran and nothing was taken back, so max_interruptions is not spent."""
+        assert job.id is not None
+        now = self.clock()
+        placement = Placement.model_validate_json(attempt.placement_json)
+        o = placement.offering
+        capacity = exc.fault.kind is FaultKind.CAPACITY
+        outcome = AttemptState.NO_CAPACITY if capacity else AttemptState.NO_QUOTA
+        # Billed from the request only if a machine had come up (a head whose workers
+        # were refused); a launch refused outright cost nothing.
+        line = settle(attempt, now, outcome, attempt.created_at if exc.launched else None)
+        what = "no capacity" if capacity else "no quota"
+        self.store.transition(
+            job.id,
+            JobState.PREEMPTED,
+            at=now,
+            expect=[JobState.PROVISIONING],
+            reason=f"{what} for {placement.describe()}: {exc.fault.describe()}",
+            job_updates={"cost": job.cost + line.total_usd},
+            attempt_updates={
+                "state": outcome,
+                "ended_at": now,
+                "message": exc.fault.describe(),
+                "cost": line.total_usd,
+            },
+            ledger=line,
+        )
+        self._release(attempt)
+        blocked = f"pool {o.pool}" if capacity else f"{o.cloud} region {o.region}"
+        cooldown = self.settings.pool_cooldown_s
+        return self.store.transition(
+            job.id,
+            JobState.MIGRATING,
+            at=now,
+            expect=[JobState.PREEMPTED],
+            reason=f"placing again without {blocked} for {cooldown:g} s (not an interruption)",
+        )
 
     def _node_lost(self, attempt: AttemptRecord) -> bool:
         """Whether the machine under a failed attempt is gone (a preemption, not a bug)."""

@@ -51,6 +51,10 @@ class JobRecord(SQLModel, table=True):
     message: str | None = None
     cost: float = 0.0
     current_attempt_id: int | None = None
+    lease_owner: str | None = Field(
+        default=None, description="The process advancing this job now (Store.lease)."
+    )
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AttemptRecord(SQLModel, table=True):

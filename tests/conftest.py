@@ -8,13 +8,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
+from benchmarks.common import postgres_installed, postgres_server
 from providers.local import LocalRayCluster, LocalRayConfig
 from scheduler.config import Settings, load_settings
 
@@ -138,56 +140,31 @@ def ray_cli(home: Path, ray_cluster: RayTestCluster) -> Cli:
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root; CI runs as root, so drop to the postgres user."""
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *cmd]
-    return cmd
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server on loopback, for the store's PostgreSQL path."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not initdb or not pg_ctl:
+    """A throwaway PostgreSQL server on loopback, for the PostgreSQL path of the store
+    and the controller."""
+    if not postgres_installed():
+        if os.environ.get("SCHED_TEST_POSTGRES") == "require":  # .ci/run installs it
+            pytest.fail("SCHED_TEST_POSTGRES=require but initdb/pg_ctl are not on PATH")
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    data = Path(tempfile.mkdtemp(prefix="spg-", dir="/tmp"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    subprocess.run(
-        _as_postgres([initdb, "-D", str(data), "-U", "sched", "--auth=trust", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        _as_postgres(
-            [
-                pg_ctl,
-                "-D",
-                str(data),
-                "-o",
-                f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off",
-                "-l",
-                str(data / "log"),
-                "-w",
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        yield f"postgresql+psycopg://sched@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
-            capture_output=True,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database on each engine sched supports: a SQLite file, and a database
+    of its own on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sched.db'}"
+        return
+    server = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield server.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
