@@ -33,7 +33,7 @@ from scheduler.cost_model import CommitmentCredit, CostParams
 from scheduler.explain import money, placement_reason
 from scheduler.finops import FinOps, job_tags
 from scheduler.job_env import entrypoint_resources, gpus, memory_bytes, runtime_env
-from scheduler.launch_faults import FaultKind
+from scheduler.launch_faults import FaultKind, classify, retryable
 from scheduler.leases import LEASE_S, dead_here, owner_id
 from scheduler.ledger import settle
 from scheduler.migration import replan_context
@@ -184,6 +184,13 @@ class Controller:
                 warnings.append(f"job {job.id}: {exc}")
             except ValidationError as exc:
                 warnings.append(self._unreadable(job, exc))
+            except Exception as exc:
+                if not retryable(exc):
+                    raise
+                # The cloud was busy while a step cleaned up (terminating a preempted
+                # cluster): housekeeping finishes it later; the other jobs go on now.
+                fault = classify(exc).describe()
+                warnings.append(f"job {job.id}: cloud busy, left for a later pass: {fault}")
             finally:
                 if job.id in self._leased:
                     self._leased.discard(job.id)

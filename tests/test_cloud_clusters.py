@@ -34,9 +34,13 @@ from scheduler.config import Settings, load_settings
 from scheduler.placement import Placement
 from scheduler.records import ClusterState
 from tests.conftest import REPO, SCHED
-from tests.fakes.aws_env import REGION, aws_environment, raw_ec2, run_tagged
+from tests.fakes.aws_env import REGION, aws_environment, raw_ec2, run_tagged, spot_terminate
 from tests.fakes.aws_pricing import ec2_product
 from tests.running import kill_controllers, wait_for_step
+
+# Multi-node Ray clusters (ray.cluster_utils) share machine-wide state: one worker runs them.
+pytestmark = pytest.mark.xdist_group("ray-multinode")
+
 
 JOBS = 50
 
@@ -120,20 +124,6 @@ def ec2_instances(aws: dict[str, Any], **filters: list[str]) -> list[dict[str, A
         Filters=[{"Name": k, "Values": v} for k, v in filters.items()]
     )
     return [i for r in reply["Reservations"] for i in r["Instances"]]
-
-
-def spot_terminate(instance_id: str) -> None:
-    """What EC2 does when it reclaims spot capacity, done in moto's in-process backend."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.ec2.models import ec2_backends
-    from moto.ec2.models.instances import StateReason
-
-    machine = ec2_backends[DEFAULT_ACCOUNT_ID][REGION].get_instance(instance_id)
-    machine.terminate()
-    machine.state_reason = StateReason(
-        "Server.SpotInstanceTermination: Spot instance termination",
-        "Server.SpotInstanceTermination",
-    )
 
 
 def test_spot_termination_migrates_the_job_to_the_next_pool_and_resumes_it(

@@ -12,6 +12,7 @@ that get through run on a real local Ray cluster, which every head's address poi
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -49,7 +50,7 @@ from scheduler.placement import CostBreakdown, Placement
 from scheduler.records import AttemptRecord, ClusterState
 from scheduler.store import Store
 from tests.conftest import RayTestCluster
-from tests.fakes.aws_env import aws_environment, raw_ec2, run_tagged
+from tests.fakes.aws_env import aws_environment, raw_ec2, run_tagged, spot_terminate
 from tests.fakes.faults import FaultyEc2, ec2_tags, google_rest_error
 from tests.fakes.google_compute import INSTANCE, INSTANCES, FakeCompute
 from tests.fakes.google_tpu import NODES, FakeTpu
@@ -580,6 +581,33 @@ def test_a_lost_answer_is_retried_and_launches_one_machine(
     assert front.injected == [("RunInstances", "delay")] and front.seen["RunInstances"] >= 2
     [cluster] = world.clusters.store.all()
     assert len(ec2_machines(aws, **{f"tag:{IDEMPOTENCY_TAG}": [f"{cluster.name}-head"]})) == 1
+    world.close()
+
+
+def test_a_busy_cloud_while_cleaning_up_after_a_preemption_does_not_stop_the_pass(
+    aws: dict[str, Any], front: FaultyEc2, ray_cluster: RayTestCluster, tmp_path: Path
+) -> None:
+    """The spot machine is taken back, and terminating its cluster is throttled past
+    botocore's tries: the pass records the preemption and says the cloud was busy instead
+    of ending with the cloud's exception (which stopped `sched controller`), and the job
+    goes on to the next zone."""
+    world = World(
+        tmp_path, ray_cluster, {"aws": aws_compute()}, cpu_offers("aws", "m5.large", EAST)
+    )
+    job = world.submit("aws")
+    assert world.run(job, until=JobState.RUNNING) is JobState.RUNNING
+    [cluster] = world.clusters.store.all()
+    [machine] = json.loads(cluster.instances_json)
+    spot_terminate(machine)
+    front.fail("TerminateInstances", "RequestLimitExceeded", times=3)
+    warnings = world.controller.reconcile([job])  # this job's step alone, no housekeeping
+    assert f"job {job}: cloud busy, left for a later pass: RequestLimitExceeded" in " ".join(
+        warnings
+    ), warnings
+    assert world.store.get_job(job).state == JobState.PREEMPTED
+    assert front.seen["TerminateInstances"] == 3
+    assert world.run(job) is JobState.SUCCEEDED
+    assert world.attempts(job) == [("us-east-1a", "PREEMPTED"), ("us-east-1b", "SUCCEEDED")]
     world.close()
 
 

@@ -88,3 +88,18 @@ def run_tagged(aws: dict[str, Any], tags: dict[str, str], instance_type: str = "
         ],
     )
     return str(reply["Instances"][0]["InstanceId"])
+
+
+def spot_terminate(instance_id: str, region: str = REGION) -> None:
+    """What EC2 does when it reclaims spot capacity, done in moto's in-process backend
+    (state terminated, StateReason Server.SpotInstanceTermination)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.instances import StateReason
+
+    machine = ec2_backends[DEFAULT_ACCOUNT_ID][region].get_instance(instance_id)
+    machine.terminate()
+    machine.state_reason = StateReason(
+        "Server.SpotInstanceTermination: Spot instance termination",
+        "Server.SpotInstanceTermination",
+    )
