@@ -31,10 +31,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Two workers (tests marked with one xdist_group share a worker): most tests
-# wait on Ray, servers or subprocesses, so two cores carry two of them.
 test: lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cli_startup.py

@@ -38,10 +38,6 @@ from tests.fakes.aws_env import REGION, aws_environment, raw_ec2, run_tagged, sp
 from tests.fakes.aws_pricing import ec2_product
 from tests.running import kill_controllers, wait_for_step
 
-# Multi-node Ray clusters (ray.cluster_utils) share machine-wide state: one worker runs them.
-pytestmark = pytest.mark.xdist_group("ray-multinode")
-
-
 JOBS = 50
 
 AMI = "ami-12c6146b"

@@ -21,10 +21,6 @@ from scheduler.api import Scheduler
 from scheduler.config import load_settings
 from tests.running import wait_for_step
 
-# Multi-node Ray clusters (ray.cluster_utils) share machine-wide state: one worker runs them.
-pytestmark = pytest.mark.xdist_group("ray-multinode")
-
-
 STEPS = """
 import json, os, pathlib, time
 ck = pathlib.Path(os.environ["SCHED_CHECKPOINT_DIR"]) / "step.json"
