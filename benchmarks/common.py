@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -131,3 +132,22 @@ def postgres_server() -> Iterator[str]:
     finally:
         run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def each_database(choices: list[str]) -> Iterator[tuple[str, Path, str | None]]:
+    """For each of ``choices`` (sqlite: a new file; postgres: a throwaway local server;
+    else a URL): (label, a fresh SCHED_HOME, the SCHED_DB_URL or None for SQLite), with
+    the server and the directory gone once the caller moves on. postgres is skipped, with
+    a line saying so, where its binaries are not installed."""
+    for db in choices:
+        with contextlib.ExitStack() as stack:
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sched-bench-")))
+            url = None
+            if db == "postgres":
+                if not postgres_installed():
+                    print("postgres: skipped (initdb/pg_ctl not installed)")
+                    continue
+                url = stack.enter_context(postgres_server())
+            elif db != "sqlite":
+                url = db
+            yield ("sqlite" if url is None else "postgresql"), home, url

@@ -18,12 +18,10 @@ writes benchmarks/results/concurrency.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections import Counter
@@ -32,7 +30,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script, benchmarks/ is not a package root
-from benchmarks.common import postgres_installed, postgres_server  # noqa: E402
+from benchmarks.common import each_database  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 SCHED = str(Path(sys.executable).with_name("sched"))
@@ -154,28 +152,17 @@ def main() -> int:
     )
     args = parser.parse_args()
     results = {}
-    for db in args.db or ["sqlite", "postgres"]:
-        with contextlib.ExitStack() as stack:
-            home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sched-conc-")))
-            url = None
-            if db == "postgres":
-                if not postgres_installed():
-                    print("postgres: skipped (initdb/pg_ctl not installed)")
-                    continue
-                url = stack.enter_context(postgres_server())
-            elif db != "sqlite":
-                url = db
-            label = "sqlite" if url is None else "postgresql"
-            out = run(args.processes, args.jobs, home, url)
-            results[label] = out
-            print(
-                f"{label}: {out['stored']:,} stored of {args.processes * args.jobs:,};"
-                f" lost {out['lost']}, duplicated {out['duplicated']},"
-                f" undecided {out['undecided']}, wrong events {out['jobs_with_wrong_events']};"
-                f" submitted in {out['submit_s']} s ({out['submits_per_s']} jobs/s),"
-                f" all decided after {out['all_decided_s']} s",
-                flush=True,
-            )
+    for label, home, url in each_database(args.db or ["sqlite", "postgres"]):
+        out = run(args.processes, args.jobs, home, url)
+        results[label] = out
+        print(
+            f"{label}: {out['stored']:,} stored of {args.processes * args.jobs:,};"
+            f" lost {out['lost']}, duplicated {out['duplicated']},"
+            f" undecided {out['undecided']}, wrong events {out['jobs_with_wrong_events']};"
+            f" submitted in {out['submit_s']} s ({out['submits_per_s']} jobs/s),"
+            f" all decided after {out['all_decided_s']} s",
+            flush=True,
+        )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "concurrency.json").write_text(json.dumps(results, indent=2))
     print(f"written to {RESULTS / 'concurrency.json'}")

@@ -16,17 +16,15 @@ benchmarks/results/load.json. Target: at least 100 jobs placed per second.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import postgres_installed, postgres_server
+from common import each_database
 from placement import GCP_CATALOG, SEED, load_offerings
 from placement_jobs import JobMaker, Universe
 
@@ -112,28 +110,17 @@ def main() -> int:
     offerings, _ = load_offerings()
     print(f"offerings: {len(offerings):,}")
     results: dict[str, Any] = {"offerings": len(offerings), "target_jobs_per_s": TARGET_JOBS_PER_S}
-    for db in args.db or ["sqlite", "postgres"]:
-        with contextlib.ExitStack() as stack:
-            home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sched-load-")))
-            url = None
-            if db == "postgres":
-                if not postgres_installed():
-                    print("postgres: skipped (initdb/pg_ctl not installed)")
-                    continue
-                url = stack.enter_context(postgres_server())
-            elif db != "sqlite":
-                url = db
-            label = "sqlite" if url is None else "postgresql"
-            out = place_queue(offerings, args.jobs, home, url)
-            results[label] = out
-            met = out["jobs_per_s"] >= TARGET_JOBS_PER_S
-            print(
-                f"{label}: {out['jobs']:,} queued jobs decided in {out['place_s']} s:"
-                f" {out['jobs_per_s']} jobs/s (target {TARGET_JOBS_PER_S:.0f}: "
-                f"{'met' if met else 'NOT met'}); {out['states']};"
-                f" storing them took {out['store_s']} s, the index {out['index_build_s']} s",
-                flush=True,
-            )
+    for label, home, url in each_database(args.db or ["sqlite", "postgres"]):
+        out = place_queue(offerings, args.jobs, home, url)
+        results[label] = out
+        met = out["jobs_per_s"] >= TARGET_JOBS_PER_S
+        print(
+            f"{label}: {out['jobs']:,} queued jobs decided in {out['place_s']} s:"
+            f" {out['jobs_per_s']} jobs/s (target {TARGET_JOBS_PER_S:.0f}: "
+            f"{'met' if met else 'NOT met'}); {out['states']};"
+            f" storing them took {out['store_s']} s, the index {out['index_build_s']} s",
+            flush=True,
+        )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "load.json").write_text(json.dumps(results, indent=2))
     print(f"written to {RESULTS / 'load.json'}")

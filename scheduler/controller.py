@@ -23,6 +23,7 @@ from jobs.spec import JobSpec, Priority
 from providers.base import Provider
 from providers.network import NetworkPrices, load_network_prices
 from providers.offering import Offering
+from scheduler.attempt_endings import ACTIVE, AttemptEndings
 from scheduler.budgets import BudgetStatus, braking, holding
 from scheduler.cluster_policy import choose, cluster_name
 from scheduler.clusters import CloudBusy, ClusterLost, ClusterManager, LaunchRefused
@@ -33,19 +34,17 @@ from scheduler.cost_model import CommitmentCredit, CostParams
 from scheduler.explain import money, placement_reason
 from scheduler.finops import FinOps, job_tags
 from scheduler.job_env import entrypoint_resources, gpus, memory_bytes, runtime_env
-from scheduler.launch_faults import FaultKind, classify, retryable
+from scheduler.launch_faults import classify, retryable
 from scheduler.leases import LEASE_S, dead_here, owner_id
-from scheduler.ledger import settle
 from scheduler.migration import replan_context
 from scheduler.placement import Placement, Plan, hours_until, plan
 from scheduler.ray_jobs import RayJobs, RayUnavailable
-from scheduler.records import AttemptRecord, ClusterRecord, EventRecord, JobRecord, LedgerRecord
+from scheduler.records import AttemptRecord, ClusterRecord, JobRecord
 from scheduler.scavenger import make_room, may_use, overflow
 from scheduler.store import StaleState, Store
 
 Clock = Callable[[], datetime]
 
-_ACTIVE = (JobState.PROVISIONING, JobState.RUNNING)
 _LEASED = (JobState.PLACED, JobState.PROVISIONING, JobState.RUNNING)
 """States in which advancing a job acts outside the database: one process at a time."""
 
@@ -78,6 +77,7 @@ class Controller:
         self.lease_s = lease_s
         self._leased: set[int] = set()
         self.clusters = clusters
+        self.ends = AttemptEndings(store, clock, clusters, settings.pool_cooldown_s)
         self.finops = finops
         self._budgets: list[BudgetStatus] | None = None  # this pass's, read once per pass
         self._cloud_offerings = cloud_offerings
@@ -101,9 +101,6 @@ class Controller:
     def launchable_clouds(self) -> frozenset[str]:
         clouds = self.clusters.clouds if self.clusters is not None else frozenset()
         return frozenset(self.providers) | clouds
-
-    def _is_cloud(self, attempt: AttemptRecord) -> bool:
-        return self.clusters is not None and attempt.cloud in self.clusters.clouds
 
     @property
     def network(self) -> NetworkPrices:
@@ -183,7 +180,7 @@ class Controller:
             except RayUnavailable as exc:
                 warnings.append(f"job {job.id}: {exc}")
             except ValidationError as exc:
-                warnings.append(self._unreadable(job, exc))
+                warnings.append(self.ends.unreadable(job, exc))
             except Exception as exc:
                 if not retryable(exc):
                     raise
@@ -217,27 +214,6 @@ class Controller:
             with contextlib.suppress(StaleState):  # another process placed it first
                 placed.append(self._place(job, idle))
         return placed
-
-    def _unreadable(self, job: JobRecord, exc: ValidationError) -> str:
-        """A stored spec this version no longer accepts (written by an older one, or by
-        hand): that job fails with the reason; the others go on."""
-        assert job.id is not None
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        why = f"its stored spec is no longer valid: {where}: {first['msg']}"
-        current = self.store.get_job(job.id)
-        if current.current_attempt_id is not None and JobState(current.state) in _ACTIVE:
-            self._fail(current, self.store.attempt(current.current_attempt_id), why)
-        elif not JobState(current.state).terminal:
-            self.store.transition(
-                job.id,
-                JobState.FAILED,
-                at=self.clock(),
-                expect=[JobState(current.state)],
-                reason=why,
-                job_updates={"message": why},
-            )
-        return f"job {job.id}: {why}"
 
     def _take(self, job: JobRecord) -> bool:
         """The job's lease: free, expired, or left by a dead process on this machine.
@@ -386,7 +362,7 @@ class Controller:
         placement = Placement.model_validate_json(attempt.placement_json)
         provider = self.providers.get(placement.offering.cloud)
         try:
-            if self._is_cloud(attempt):
+            if self.ends.is_cloud(attempt):
                 assert self.clusters is not None
                 name = cluster_name(job.uid, attempt.number)
                 tags = json.loads(job.tags_json)
@@ -399,15 +375,15 @@ class Controller:
             else:
                 raise RuntimeError(f"no provider for {placement.offering.cloud}")
         except ClusterLost as exc:
-            self._preempted(job, attempt, str(exc))
+            self.ends.preempted(job, attempt, str(exc))
             return self.store.get_job(job.id)
         except CloudBusy as exc:
-            self._cloud_busy(job, attempt, exc)
+            self.ends.cloud_busy(job, attempt, exc)
             return job  # still PROVISIONING: the next pass asks the cloud again
         except LaunchRefused as exc:
-            return self._launch_refused(job, attempt, exc)
+            return self.ends.launch_refused(job, attempt, exc)
         except RuntimeError as exc:
-            return self._fail(job, attempt, f"cluster bring-up failed: {exc}")
+            return self.ends.fail(job, attempt, f"cluster bring-up failed: {exc}")
         self.store.update_attempt(attempt.id or 0, cluster_address=address)
         spec = JobSpec.model_validate_json(job.spec_json)
         try:
@@ -422,7 +398,7 @@ class Controller:
                 metadata={"sched_job_id": str(job.id), "sched_attempt": str(attempt.number)},
             )
         except RayUnavailable as exc:
-            return self._fail(job, attempt, f"could not submit to Ray: {exc}")
+            return self.ends.fail(job, attempt, f"could not submit to Ray: {exc}")
         started = self.clock()
         return self.store.transition(
             job.id,
@@ -438,7 +414,7 @@ class Controller:
         attempt = self.store.attempt(job.current_attempt_id)
         if attempt.cluster_address is None:
             return
-        if self._is_cloud(attempt):
+        if self.ends.is_cloud(attempt):
             assert self.clusters is not None and attempt.id is not None
             why = self.clusters.check(attempt.id)
             if why is not None:
@@ -447,24 +423,24 @@ class Controller:
         status = self.ray(attempt.cluster_address).status(attempt.submission_id)
         now = self.clock()
         if status is None:
-            self._fail(job, attempt, "the Ray cluster no longer knows this job (restarted?)")
+            self.ends.fail(job, attempt, "the Ray cluster no longer knows this job (restarted?)")
             return
         if not status.state.finished:
             return
         if status.state is AttemptState.FAILED and self._node_lost(attempt):
-            self._preempted(job, attempt, status.message)
+            self.ends.preempted(job, attempt, status.message)
             return
-        if status.state is AttemptState.STOPPED and self._is_cloud(attempt):
+        if status.state is AttemptState.STOPPED and self.ends.is_cloud(attempt):
             # Nobody cancelled it (that path goes through _cancel), so the node agent
             # stopped it on an interruption notice: SIGTERM, a last checkpoint, then this.
-            self._preempted(job, attempt, "stopped on its node after an interruption notice")
+            self.ends.preempted(job, attempt, "stopped on its node after an interruption notice")
             return
         final = {
             AttemptState.SUCCEEDED: JobState.SUCCEEDED,
             AttemptState.FAILED: JobState.FAILED,
             AttemptState.STOPPED: JobState.CANCELLED,
         }[status.state]
-        line = self._settle(attempt, now, status.state)
+        line = self.ends.settle(attempt, now, status.state)
         ray_message = status.message.strip().splitlines()[0] if status.message.strip() else ""
         reason = (
             "exited 0"
@@ -477,7 +453,7 @@ class Controller:
             job.id,
             final,
             at=now,
-            expect=_ACTIVE,
+            expect=ACTIVE,
             reason=reason,
             job_updates={
                 "exit_code": status.exit_code,
@@ -493,76 +469,7 @@ class Controller:
             },
             ledger=line,
         )
-        self._release(attempt)
-
-    def _cloud_busy(self, job: JobRecord, attempt: AttemptRecord, exc: CloudBusy) -> None:
-        """Throttled or unavailable past the client's own retries: the job stays where it
-        is. Said in the job's events once per error code and attempt, however many passes
-        it lasts."""
-        prefix = f"cloud busy ({exc.fault.code})"
-        self._event_once(job, attempt, prefix, f"{prefix}, asking again next pass: {exc}")
-
-    def _event_once(self, job: JobRecord, attempt: AttemptRecord, prefix: str, reason: str) -> None:
-        """An event that changes no state (from and to are the job's state), unless one
-        starting with ``prefix`` was recorded for this attempt already."""
-        assert job.id is not None
-        said = self.store.events(job.id)
-        if any(e.attempt_id == attempt.id and e.reason.startswith(prefix) for e in said):
-            return
-        with self.store.writing() as session:
-            session.add(
-                EventRecord(
-                    job_id=job.id,
-                    attempt_id=attempt.id,
-                    from_state=job.state,
-                    to_state=job.state,
-                    at=self.clock(),
-                    reason=reason,
-                )
-            )
-
-    def _launch_refused(
-        self, job: JobRecord, attempt: AttemptRecord, exc: LaunchRefused
-    ) -> JobRecord:
-        """No capacity (for the pool) or no quota (in the cloud's region): the attempt ends
-        saying which, its cluster is already gone, and the job is placed again while
-        re-planning blocks the pool or region (migration.py). Not an interruption: nothing
-        ran and nothing was taken back, so max_interruptions is not spent."""
-        assert job.id is not None
-        now = self.clock()
-        placement = Placement.model_validate_json(attempt.placement_json)
-        o = placement.offering
-        capacity = exc.fault.kind is FaultKind.CAPACITY
-        outcome = AttemptState.NO_CAPACITY if capacity else AttemptState.NO_QUOTA
-        # Billed from the request only if a machine had come up (a head whose workers
-        # were refused); a launch refused outright cost nothing.
-        line = settle(attempt, now, outcome, attempt.created_at if exc.launched else None)
-        what = "no capacity" if capacity else "no quota"
-        self.store.transition(
-            job.id,
-            JobState.PREEMPTED,
-            at=now,
-            expect=[JobState.PROVISIONING],
-            reason=f"{what} for {placement.describe()}: {exc.fault.describe()}",
-            job_updates={"cost": job.cost + line.total_usd},
-            attempt_updates={
-                "state": outcome,
-                "ended_at": now,
-                "message": exc.fault.describe(),
-                "cost": line.total_usd,
-            },
-            ledger=line,
-        )
-        self._release(attempt)
-        blocked = f"pool {o.pool}" if capacity else f"{o.cloud} region {o.region}"
-        cooldown = self.settings.pool_cooldown_s
-        return self.store.transition(
-            job.id,
-            JobState.MIGRATING,
-            at=now,
-            expect=[JobState.PREEMPTED],
-            reason=f"placing again without {blocked} for {cooldown:g} s (not an interruption)",
-        )
+        self.ends.release(attempt)
 
     def _node_lost(self, attempt: AttemptRecord) -> bool:
         """Whether the machine under a failed attempt is gone (a preemption, not a bug)."""
@@ -571,74 +478,13 @@ class Controller:
         check = getattr(provider, "node_lost", None)
         return bool(check is not None and check(placement.offering))
 
-    def _preempted(self, job: JobRecord, attempt: AttemptRecord, ray_message: str) -> None:
-        """Record the loss; the next step re-plans without that pool and resumes the job
-        from its last checkpoint."""
-        assert job.id is not None
-        now = self.clock()
-        line = self._settle(attempt, now, AttemptState.PREEMPTED)
-        placement = Placement.model_validate_json(attempt.placement_json)
-        first_line = ray_message.strip().splitlines()[0] if ray_message.strip() else ""
-        self.store.transition(
-            job.id,
-            JobState.PREEMPTED,
-            at=now,
-            expect=_ACTIVE,
-            reason=f"lost {placement.describe()} (pool {placement.offering.pool}): {first_line}",
-            job_updates={"interruptions": job.interruptions + 1, "cost": job.cost + line.total_usd},
-            attempt_updates={
-                "state": AttemptState.PREEMPTED,
-                "ended_at": now,
-                "message": first_line or "node lost",
-                "cost": line.total_usd,
-            },
-            ledger=line,
-        )
-        if self._is_cloud(attempt) and attempt.id is not None:
-            assert self.clusters is not None
-            record = self.clusters.held_by(attempt.id)
-            if record is not None:
-                self.clusters.terminate(record, f"preempted: {first_line}")
-
     def _cloud_lost(self, job: JobRecord, attempt: AttemptRecord, why: str) -> None:
         """The cloud took a machine of the cluster: give the job SIGTERM if the head still
         answers (its chance to checkpoint), then record the preemption."""
         if attempt.cluster_address:
             with contextlib.suppress(RayUnavailable):  # the head may have gone with it
                 self.ray(attempt.cluster_address).stop(attempt.submission_id)
-        self._preempted(job, attempt, why)
-
-    def _settle(self, attempt: AttemptRecord, now: datetime, outcome: AttemptState) -> LedgerRecord:
-        """Cloud machines bill from when they were asked for (the attempt's placement), so
-        the boot the plan priced is in the ledger too; local ones from the start on Ray."""
-        billed_from = attempt.created_at if self._is_cloud(attempt) else None
-        return settle(attempt, now, outcome, billed_from)
-
-    def _release(self, attempt: AttemptRecord) -> None:
-        if self._is_cloud(attempt) and attempt.id is not None:
-            assert self.clusters is not None
-            self.clusters.release(attempt.id)
-
-    def _fail(self, job: JobRecord, attempt: AttemptRecord, why: str) -> JobRecord:
-        assert job.id is not None
-        now = self.clock()
-        line = self._settle(attempt, now, AttemptState.FAILED)
-        failed = self.store.transition(
-            job.id,
-            JobState.FAILED,
-            at=now,
-            reason=why,
-            job_updates={"message": why, "cost": job.cost + line.total_usd},
-            attempt_updates={
-                "state": AttemptState.FAILED,
-                "ended_at": now,
-                "message": why,
-                "cost": line.total_usd,
-            },
-            ledger=line,
-        )
-        self._release(attempt)
-        return failed
+        self.ends.preempted(job, attempt, why)
 
     # -- commitments and budgets ------------------------------------------------------
 
@@ -677,20 +523,20 @@ class Controller:
         """A scavenger steps aside: SIGTERM (its chance to checkpoint), the attempt ends
         YIELDED (no interruption counted, no pool blocked), and it queues again."""
         job = self.store.get_job(job_id)
-        if job.state not in _ACTIVE or job.current_attempt_id is None:
+        if job.state not in ACTIVE or job.current_attempt_id is None:
             return
         attempt = self.store.attempt(job.current_attempt_id)
         if attempt.cluster_address:
             with contextlib.suppress(RayUnavailable):
                 self.ray(attempt.cluster_address).stop(attempt.submission_id)
         now = self.clock()
-        line = self._settle(attempt, now, AttemptState.YIELDED)
+        line = self.ends.settle(attempt, now, AttemptState.YIELDED)
         with contextlib.suppress(StaleState):
             self.store.transition(
                 job_id,
                 JobState.PREEMPTED,
                 at=now,
-                expect=_ACTIVE,
+                expect=ACTIVE,
                 reason=f"yielded: {why}",
                 job_updates={"cost": job.cost + line.total_usd},
                 attempt_updates={
@@ -701,13 +547,13 @@ class Controller:
                 },
                 ledger=line,
             )
-            self._release(attempt)
+            self.ends.release(attempt)
 
     def _cancel(self, job: JobRecord, stop_timeout_s: float = 30.0, why: str = "") -> None:
         assert job.id is not None
         state = JobState(job.state)
         attempt = self.store.attempt(job.current_attempt_id) if job.current_attempt_id else None
-        if state in _ACTIVE and attempt is not None and attempt.cluster_address:
+        if state in ACTIVE and attempt is not None and attempt.cluster_address:
             ray = self.ray(attempt.cluster_address)
             ray.stop(attempt.submission_id)
             deadline = time.monotonic() + stop_timeout_s
@@ -726,7 +572,7 @@ class Controller:
         job_updates: dict[str, Any] = {"message": why}
         line = None
         if attempt is not None and not AttemptState(attempt.state).finished:
-            line = self._settle(attempt, now, AttemptState.STOPPED)
+            line = self.ends.settle(attempt, now, AttemptState.STOPPED)
             updates = {"state": AttemptState.STOPPED, "ended_at": now, "cost": line.total_usd}
             job_updates["cost"] = job.cost + line.total_usd
         self.store.transition(
@@ -739,4 +585,4 @@ class Controller:
             ledger=line,
         )
         if attempt is not None:
-            self._release(attempt)
+            self.ends.release(attempt)

@@ -365,6 +365,33 @@ class Store:
         with self.reading() as session:
             return [(job, attempt) for job, attempt in session.exec(query)]
 
+    def note_event_once(
+        self,
+        job_id: int,
+        attempt_id: int | None,
+        state: str,
+        prefix: str,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """An event that changes no state (from and to are ``state``), unless one starting
+        with ``prefix`` was recorded for this attempt already: said once, however many
+        passes the condition lasts."""
+        said = self.events(job_id)
+        if any(e.attempt_id == attempt_id and e.reason.startswith(prefix) for e in said):
+            return
+        with self.writing() as session:
+            session.add(
+                EventRecord(
+                    job_id=job_id,
+                    attempt_id=attempt_id,
+                    from_state=state,
+                    to_state=state,
+                    at=at,
+                    reason=reason,
+                )
+            )
+
     def note(self, job_id: int, message: str) -> None:
         """Say why a job waits, without a state change (no event: it may be said often)."""
         with self.writing() as session:

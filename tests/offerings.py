@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from providers.offering import MarketKind, OfferedAccelerator, Offering, PriceSource
+from scheduler.placement import CostBreakdown, Placement
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -40,4 +41,16 @@ def offering(
         as_of=AS_OF,
         price_source=PriceSource.CONFIGURED,
         max_nodes=max_nodes,
+    )
+
+
+def placed(o: Offering, nodes: int = 1) -> Placement:
+    """A placement on ``o`` priced at its list price for an hour (what attempts store)."""
+    return Placement(
+        offering=o,
+        accelerator=None,
+        num_nodes=nodes,
+        expected_hours=1.0,
+        boot_hours=0.1,
+        cost=CostBreakdown(compute=o.price_per_hour * nodes),
     )

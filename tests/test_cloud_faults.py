@@ -16,27 +16,19 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from botocore.exceptions import (
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
-from google.api_core.exceptions import RetryError, ServiceUnavailable, format_http_response_error
 
 from jobs.lifecycle import JobState
 from jobs.loading import parse_spec
 from jobs.spec import JobSpec
 from providers.aws_compute import IDEMPOTENCY_TAG, AwsClients, AwsCompute
 from providers.gcp_clients import GoogleEndpoint
-from providers.gcp_compute import GcpCompute, GcpOperationError
-from providers.gcp_tpu_compute import GcpTpuCompute, TpuOperationError
+from providers.gcp_compute import GcpCompute
+from providers.gcp_tpu_compute import GcpTpuCompute
 from providers.instances import Compute
 from providers.offering import MarketKind, OfferedAccelerator, Offering
 from providers.ray_bootstrap import Bootstrap
@@ -44,9 +36,8 @@ from scheduler.cluster_store import ClusterStore
 from scheduler.clusters import ClusterManager, LaunchRefused
 from scheduler.config import load_settings
 from scheduler.controller import Controller
-from scheduler.launch_faults import FaultKind, classify
-from scheduler.migration import BlockedPools, replan_context
-from scheduler.placement import CostBreakdown, Placement
+from scheduler.launch_faults import FaultKind
+from scheduler.placement import Placement
 from scheduler.records import AttemptRecord, ClusterState
 from scheduler.store import Store
 from tests.conftest import RayTestCluster
@@ -54,293 +45,11 @@ from tests.fakes.aws_env import aws_environment, raw_ec2, run_tagged, spot_termi
 from tests.fakes.faults import FaultyEc2, ec2_tags, google_rest_error
 from tests.fakes.google_compute import INSTANCE, INSTANCES, FakeCompute
 from tests.fakes.google_tpu import NODES, FakeTpu
-from tests.offerings import offering
+from tests.offerings import offering, placed
 
 AMI = "ami-12c6146b"
 PROJECT = "test-project"
 IMAGE = "projects/debian-cloud/global/images/family/debian-12"
-
-
-# ---- the classifier: table-driven, on the libraries' own exception objects -----------------
-
-
-def aws_error(code: str, status: int, message: str = "m") -> ClientError:
-    reply = {
-        "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {"HTTPStatusCode": status},
-    }
-    return ClientError(reply, "RunInstances")  # type: ignore[arg-type]
-
-
-def google_error(status: int, message: str, name: str, reason: str = "") -> Exception:
-    """Through google.api_core's own REST error parsing, from the body Google sends."""
-    code, body = google_rest_error(status, message, name, reason)
-    response = requests.Response()
-    response.status_code = code
-    return format_http_response_error(response, "POST", "https://compute/x", body)
-
-
-TPU_QUOTA = "Quota limit 'TPUV6EPreemptiblePerProjectPerRegionForTPUAPI' has been exceeded."
-CAPACITY_DETAIL = "A g2-standard-4 VM instance is currently unavailable in the zone"
-CLASSIFIED: list[tuple[str, BaseException, FaultKind, str]] = [
-    (
-        "EC2 throttling",
-        aws_error("RequestLimitExceeded", 503),
-        FaultKind.RETRY,
-        "RequestLimitExceeded",
-    ),
-    ("AWS Throttling", aws_error("Throttling", 400), FaultKind.RETRY, "Throttling"),
-    ("EC2 unavailable", aws_error("Unavailable", 503), FaultKind.RETRY, "Unavailable"),
-    ("EC2 internal", aws_error("InternalError", 500), FaultKind.RETRY, "InternalError"),
-    ("unknown 502", aws_error("Whatever", 502), FaultKind.RETRY, "Whatever"),
-    (
-        "ICE is a 500 but capacity",
-        aws_error("InsufficientInstanceCapacity", 500),
-        FaultKind.CAPACITY,
-        "InsufficientInstanceCapacity",
-    ),
-    (
-        "host capacity",
-        aws_error("InsufficientHostCapacity", 500),
-        FaultKind.CAPACITY,
-        "InsufficientHostCapacity",
-    ),
-    ("spot price", aws_error("SpotMaxPriceTooLow", 400), FaultKind.CAPACITY, "SpotMaxPriceTooLow"),
-    ("type not in zone", aws_error("Unsupported", 400), FaultKind.CAPACITY, "Unsupported"),
-    ("vCPU limit", aws_error("VcpuLimitExceeded", 400), FaultKind.QUOTA, "VcpuLimitExceeded"),
-    (
-        "instance limit",
-        aws_error("InstanceLimitExceeded", 400),
-        FaultKind.QUOTA,
-        "InstanceLimitExceeded",
-    ),
-    (
-        "spot count",
-        aws_error("MaxSpotInstanceCountExceeded", 400),
-        FaultKind.QUOTA,
-        "MaxSpotInstanceCountExceeded",
-    ),
-    ("credentials", aws_error("AuthFailure", 401), FaultKind.FATAL, "AuthFailure"),
-    (
-        "bad image",
-        aws_error("InvalidAMIID.NotFound", 400),
-        FaultKind.FATAL,
-        "InvalidAMIID.NotFound",
-    ),
-    (
-        "read timeout",
-        ReadTimeoutError(endpoint_url="http://ec2"),
-        FaultKind.RETRY,
-        "ReadTimeoutError",
-    ),
-    (
-        "connect timeout",
-        ConnectTimeoutError(endpoint_url="http://ec2"),
-        FaultKind.RETRY,
-        "ConnectTimeoutError",
-    ),
-    (
-        "no endpoint",
-        EndpointConnectionError(endpoint_url="http://ec2"),
-        FaultKind.RETRY,
-        "EndpointConnectionError",
-    ),
-    ("requests timeout", requests.exceptions.ReadTimeout("read"), FaultKind.RETRY, "ReadTimeout"),
-    (
-        "requests refused",
-        requests.exceptions.ConnectionError("refused"),
-        FaultKind.RETRY,
-        "ConnectionError",
-    ),
-    ("timeout", TimeoutError("timed out"), FaultKind.RETRY, "TimeoutError"),
-    (
-        "Google 429",
-        google_error(429, "Rate Limit Exceeded", "RESOURCE_EXHAUSTED", "rateLimitExceeded"),
-        FaultKind.RETRY,
-        "rateLimitExceeded",
-    ),
-    (
-        "bare 429",
-        google_error(429, "Too many requests", "RESOURCE_EXHAUSTED"),
-        FaultKind.RETRY,
-        "429 TooManyRequests",
-    ),
-    (
-        "TPU quota 429",
-        google_error(429, TPU_QUOTA, "RESOURCE_EXHAUSTED"),
-        FaultKind.QUOTA,
-        "429 TooManyRequests",
-    ),
-    (
-        "Google 503",
-        google_error(503, "The service is currently unavailable.", "UNAVAILABLE"),
-        FaultKind.RETRY,
-        "503 ServiceUnavailable",
-    ),
-    (
-        "Google 500",
-        google_error(500, "Internal error", "INTERNAL"),
-        FaultKind.RETRY,
-        "500 InternalServerError",
-    ),
-    (
-        "Google 504",
-        google_error(504, "Deadline", "DEADLINE_EXCEEDED"),
-        FaultKind.RETRY,
-        "504 GatewayTimeout",
-    ),
-    (
-        "503 without capacity",
-        google_error(503, "no capacity", "UNAVAILABLE", "insufficientCapacity"),
-        FaultKind.CAPACITY,
-        "insufficientCapacity",
-    ),
-    (
-        "403 quota",
-        google_error(
-            403,
-            "Quota 'CPUS' exceeded. Limit: 24.0 in region us-central1.",
-            "PERMISSION_DENIED",
-            "quotaExceeded",
-        ),
-        FaultKind.QUOTA,
-        "quotaExceeded",
-    ),
-    (
-        "403 rate is throttling",
-        google_error(403, "Rate Limit Exceeded", "PERMISSION_DENIED", "rateLimitExceeded"),
-        FaultKind.RETRY,
-        "rateLimitExceeded",
-    ),
-    (
-        "403 permission",
-        google_error(
-            403, "Required 'compute.instances.create' permission", "PERMISSION_DENIED", "forbidden"
-        ),
-        FaultKind.FATAL,
-        "403 Forbidden",
-    ),
-    (
-        "400 bad image",
-        google_error(
-            400, "Invalid value for field 'resource.disks[0]'", "INVALID_ARGUMENT", "invalid"
-        ),
-        FaultKind.FATAL,
-        "400 BadRequest",
-    ),
-    (
-        "GCE stockout",
-        GcpOperationError(
-            "insert vm",
-            ["ZONE_RESOURCE_POOL_EXHAUSTED"],
-            "The zone 'z' does not have enough resources",
-        ),
-        FaultKind.CAPACITY,
-        "ZONE_RESOURCE_POOL_EXHAUSTED",
-    ),
-    (
-        "GCE stockout, details",
-        GcpOperationError(
-            "insert vm", ["ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"], CAPACITY_DETAIL
-        ),
-        FaultKind.CAPACITY,
-        "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
-    ),
-    (
-        "GCE quota",
-        GcpOperationError("insert vm", ["QUOTA_EXCEEDED"], "Quota 'NVIDIA_L4_GPUS' exceeded."),
-        FaultKind.QUOTA,
-        "QUOTA_EXCEEDED",
-    ),
-    (
-        "GCE other",
-        GcpOperationError("insert vm", ["RESOURCE_NOT_FOUND"], "no such image"),
-        FaultKind.FATAL,
-        "RESOURCE_NOT_FOUND",
-    ),
-    (
-        "TPU stockout",
-        TpuOperationError("create n", 8, 'There is no more capacity in the zone "us-central1-b"'),
-        FaultKind.CAPACITY,
-        "RESOURCE_EXHAUSTED",
-    ),
-    (
-        "TPU quota op",
-        TpuOperationError("create n", 8, "Quota limit 'TPUV5P' has been exceeded"),
-        FaultKind.QUOTA,
-        "RESOURCE_EXHAUSTED",
-    ),
-    (
-        "TPU unavailable op",
-        TpuOperationError("create n", 14, "try again"),
-        FaultKind.RETRY,
-        "rpc code 14",
-    ),
-    (
-        "TPU bad argument",
-        TpuOperationError("create n", 3, "bad runtime"),
-        FaultKind.FATAL,
-        "rpc code 3",
-    ),
-    (
-        "retries ran out",
-        RetryError("Timeout of 20.0s exceeded", ServiceUnavailable("busy")),
-        FaultKind.RETRY,
-        "503 ServiceUnavailable",
-    ),
-    ("our own bug", ValueError("an AWS launch needs an AMI id"), FaultKind.FATAL, "ValueError"),
-]
-
-
-@pytest.mark.parametrize(
-    ("exc", "kind", "code"), [c[1:] for c in CLASSIFIED], ids=[c[0] for c in CLASSIFIED]
-)
-def test_launch_faults_are_classified_from_the_clouds_own_words(
-    exc: BaseException, kind: FaultKind, code: str
-) -> None:
-    fault = classify(exc)
-    assert (fault.kind, fault.code) == (kind, code)
-    assert "\n" not in fault.describe()
-
-
-def test_replanning_blocks_the_pool_without_capacity_and_the_region_without_quota() -> None:
-    """Neither counts as an interruption; both last the cooldown."""
-    now = datetime(2026, 11, 29, 12, tzinfo=UTC)
-    spec = parse_spec({"run": "x", "resources": {"cpus": 1}}, source="t", now=now)
-
-    def ended(state: str, zone: str, minutes_ago: float) -> AttemptRecord:
-        o = offering(region=zone[:-1], zone=zone, instance_type="m5.large")
-        return AttemptRecord(
-            job_id=1,
-            number=1,
-            state=state,
-            cloud="aws",
-            region=o.region,
-            zone=zone,
-            instance_type="m5.large",
-            market="on_demand",
-            price_per_hour=0.1,
-            placement_json=placement(o).model_dump_json(),
-            submission_id=f"s-{zone}-{state}",
-            created_at=now,
-            ended_at=now - timedelta(minutes=minutes_ago),
-        )
-
-    attempts = [ended("NO_CAPACITY", "us-east-1a", 5), ended("NO_QUOTA", "us-west-2a", 5)]
-    ctx = replan_context(spec, attempts, now=now, hours_left=None, cooldown_s=1800)
-    assert ctx.interruptions_so_far == 0
-    assert ctx.restore_from is None  # neither ran: no checkpoint is beside them
-    blocked = ctx.blocked_pools
-    assert "aws/us-east-1a/m5.large/on_demand" in blocked
-    assert "aws/us-east-1b/m5.large/on_demand" not in blocked  # capacity is per zone
-    assert "aws/us-west-2b/m5.large/spot" in blocked  # quota is per region
-    assert "aws/us-west-2-lax-1a/m5.large/spot" in blocked  # a local zone of us-west-2
-    assert "gcp/us-west2-a/n1-standard-8/spot" not in blocked  # another cloud's region
-    assert "aws/us-west-20a/m5.large/spot" not in blocked
-    later = replan_context(
-        spec, attempts, now=now + timedelta(hours=1), hours_left=None, cooldown_s=1800
-    )
-    assert not later.blocked_pools and isinstance(later.blocked_pools, BlockedPools)
 
 
 # ---- end to end: the controller, the real clients, the fakes, a real Ray job ---------------
@@ -365,17 +74,6 @@ def front(aws: dict[str, Any]) -> FaultyEc2:
     f.seen.clear()
     f.injected.clear()
     return f
-
-
-def placement(o: Offering, nodes: int = 1) -> Placement:
-    return Placement(
-        offering=o,
-        accelerator=None,
-        num_nodes=nodes,
-        expected_hours=1.0,
-        boot_hours=0.1,
-        cost=CostBreakdown(compute=o.price_per_hour * nodes),
-    )
 
 
 def cpu_offers(cloud: str, itype: str, zones: list[tuple[str, str, float]]) -> list[Offering]:
@@ -738,7 +436,7 @@ def tpu_attempt(n: int) -> tuple[AttemptRecord, Placement]:
         submission_id=f"s-{n}",
         created_at=datetime.now(UTC),
     )
-    return attempt, placement(o)
+    return attempt, placed(o)
 
 
 def test_tpu_stockout_and_quota_refuse_the_launch_and_leave_no_node(
