@@ -19,6 +19,7 @@ from jobs.accelerators import AcceleratorKind, AcceleratorRequest
 from jobs.spec import JobSpec, Market
 from providers.network import Location
 from providers.offering import MarketKind, Offering
+from scheduler.cost_model import run_class
 
 
 class Stage(StrEnum):
@@ -64,6 +65,10 @@ class OfferingIndex:
     """Offerings grouped by accelerator (name, count), vCPUs, cloud, region and market,
     each group cheapest first, so a job reads only the groups it could use and counts the
     others at the stage they fail. Built once per price view, shared by every plan on it.
+
+    ``runs`` holds, per group (by the list's id), its cheapest offering of each run class
+    (cost_model.run_class) and how many it has: a group has thousands of offerings but a
+    handful of classes, so a plan can bound or count them without reading the group.
     """
 
     size: int
@@ -74,10 +79,11 @@ class OfferingIndex:
         default_factory=dict
     )  # without the region: fewer streams to merge when the job allows every region
     local_accelerated: list[Offering] = field(default_factory=list)
+    runs: dict[int, tuple[tuple[Offering, int], ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, offerings: Iterable[Offering]) -> OfferingIndex:
-        items = sorted(offerings, key=_price)
+        items = sorted(offerings, key=_order)
         index = cls(size=len(items))
         for o in items:
             a = o.accelerators
@@ -88,7 +94,15 @@ class OfferingIndex:
             coarse.setdefault(o.vcpus, {}).setdefault((o.cloud, o.market), []).append(o)
             if a is not None and o.cloud == "local":
                 index.local_accelerated.append(o)
+        for tree in (index.fine, index.coarse):
+            for group in _leaves(tree):
+                index.runs[id(group)] = _run_classes(group)
         return index
+
+    def runs_of(self, group: list[Offering]) -> tuple[tuple[Offering, int], ...]:
+        """(the cheapest offering, how many) of each run class in ``group``."""
+        found = self.runs.get(id(group))
+        return found if found is not None else _run_classes(group)
 
     def __len__(self) -> int:
         return self.size
@@ -103,6 +117,7 @@ class OfferingIndex:
             fine=dict(self.fine),
             coarse=dict(self.coarse),
             local_accelerated=list(self.local_accelerated),
+            runs=self.runs,  # shared: a copied group has a new id, so runs_of works it out
         )
         fresh: set[int] = {id(out.fine), id(out.coarse)}
 
@@ -118,11 +133,11 @@ class OfferingIndex:
             a = o.accelerators
             name, count = (a.name, a.count) if a is not None else (None, 0)
             fine = child(child(child(out.fine, name), count), o.vcpus)
-            bisect.insort(child(fine, (o.cloud, o.region, o.market), True), o, key=_price)
+            bisect.insort(child(fine, (o.cloud, o.region, o.market), True), o, key=_order)
             coarse = child(child(child(out.coarse, name), count), o.vcpus)
-            bisect.insort(child(coarse, (o.cloud, o.market), True), o, key=_price)
+            bisect.insort(child(coarse, (o.cloud, o.market), True), o, key=_order)
             if a is not None and o.cloud == "local":
-                bisect.insort(out.local_accelerated, o, key=_price)
+                bisect.insort(out.local_accelerated, o, key=_order)
         return out
 
     def counts_of(self, name: str) -> list[int]:
@@ -169,7 +184,7 @@ class OfferingIndex:
         if len(chosen) == 1:
             out.stream = iter(chosen[0])
         elif chosen:
-            out.stream = heapq.merge(*chosen, key=_price)
+            out.stream = heapq.merge(*chosen, key=_order)
         return out
 
 
@@ -183,7 +198,7 @@ class JobOfferings:
     def exclude(self, stage: Stage, group: list[Offering]) -> None:
         """Count a whole group as failing ``stage``; keep its cheapest for the nearest miss."""
         count, cheapest = self.excluded.get(stage, (0, group[0]))
-        if group[0].price_per_hour < cheapest.price_per_hour:
+        if _order(group[0]) < _order(cheapest):
             cheapest = group[0]
         self.excluded[stage] = (count + len(group), cheapest)
 
@@ -192,8 +207,27 @@ class JobOfferings:
         return sum(n for n, _ in self.excluded.values())
 
 
-def _price(o: Offering) -> float:
-    return o.price_per_hour
+def _order(o: Offering) -> tuple[float, str]:
+    """Cheapest first, ties by pool: the same order whatever order offerings came in."""
+    return (o.price_per_hour, o.pool)
+
+
+def _leaves(tree: dict[Any, Any]) -> Iterator[list[Offering]]:
+    for node in tree.values():
+        if isinstance(node, list):
+            yield node
+        else:
+            yield from _leaves(node)
+
+
+def _run_classes(group: list[Offering]) -> tuple[tuple[Offering, int], ...]:
+    first: dict[tuple[object, ...], Offering] = {}
+    count: dict[tuple[object, ...], int] = {}
+    for o in group:  # cheapest first, so each class keeps its cheapest
+        kind = run_class(o)
+        first.setdefault(kind, o)
+        count[kind] = count.get(kind, 0) + 1
+    return tuple((o, count[kind]) for kind, o in first.items())
 
 
 class StaticFilter:

@@ -47,13 +47,24 @@ class CostParams(BaseModel):
     )
 
     def boot(self, offering: Offering) -> float:
-        if offering.instance_type.startswith("tpu-"):
+        if _is_tpu(offering):
             return self.tpu_boot_hours
         return self.boot_hours.get(offering.cloud, self.other_boot_hours)
 
     def restart(self, offering: Offering, checkpoint_gb: float) -> float:
         """A restart is a new boot plus reading the last checkpoint back."""
         return self.boot(offering) + checkpoint_gb / self.restore_gb_per_hour
+
+
+def _is_tpu(offering: Offering) -> bool:
+    return offering.instance_type.startswith("tpu-")
+
+
+def run_class(offering: Offering) -> tuple[object, ...]:
+    """Everything of an offering its wall time depends on (RunEstimator.key, with what
+    CostParams.boot reads): offerings alike in these take equally long for any job."""
+    spot = offering.market is MarketKind.SPOT
+    return (spot, offering.interruption_rate if spot else 0.0, offering.cloud, _is_tpu(offering))
 
 
 class CommitmentCredit(Protocol):
@@ -122,13 +133,12 @@ class RunEstimator:
         spot = offering.market is MarketKind.SPOT
         return (spot, offering.interruption_rate if spot else 0.0, self.params.boot(offering))
 
-    def __call__(
-        self, offering: Offering, key: tuple[bool, float, float] | None = None
-    ) -> Estimate:
-        job = self.job
-        key = key or self.key(offering)
+    def _run(
+        self, offering: Offering, key: tuple[bool, float, float]
+    ) -> tuple[float, float, SpotEstimate | None]:
         run = self._runs.get(key)
         if run is None:
+            job = self.job
             spot, _, boot = key
             restart = self.params.restart(offering, job.checkpoint_gb)
             estimate = None
@@ -136,7 +146,20 @@ class RunEstimator:
                 rate = offering.interruption_rate * job.num_nodes
                 estimate = spot_estimate(job.work_hours, rate, restart, job.checkpoint_hours)
             run = self._runs[key] = (boot, restart, estimate)
-        boot, restart, estimate = run
+        return run
+
+    def paid_hours(self, offering: Offering) -> float:
+        """Node-hours paid for per $/h of the offering's price (compute + preemption is
+        price x this); infinite where spot cannot make progress."""
+        boot, _, estimate = self._run(offering, self.key(offering))
+        extra = estimate.overhead_hours if estimate is not None else 0.0
+        return self.job.num_nodes * (self.job.work_hours + boot + extra)
+
+    def __call__(
+        self, offering: Offering, key: tuple[bool, float, float] | None = None
+    ) -> Estimate:
+        job = self.job
+        boot, restart, estimate = self._run(offering, key or self.key(offering))
         price = offering.price_per_hour * job.num_nodes
         w = job.work_hours
         if estimate is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from jobs.accelerators import AcceleratorRequest
 from jobs.spec import JobSpec
 from providers.network import NetworkPrices, UnknownRegionError
 from providers.offering import MarketKind, Offering
+from scheduler.bound_queue import BoundQueue
 from scheduler.constraints import OfferingIndex, PlanContext, Stage, StaticFilter
 from scheduler.cost_model import (
     CommitmentCredit,
@@ -30,7 +31,7 @@ from scheduler.cost_model import (
     RunEstimator,
     credit_for,
 )
-from scheduler.data_gravity import DataMove, DataPricer
+from scheduler.data_gravity import DataCost, DataMove, DataPricer
 from scheduler.preemption import SpotEstimate
 
 DEFAULT_KEEP = 20
@@ -170,11 +171,12 @@ class _Stages:
         stage: Stage,
         figure: float,
         offering: Offering | None,
-        text: str | None,
+        text: str | Callable[[], str] | None,
         count: int = 1,
     ) -> None:
-        """``text`` is the message, '' to word it later from the offering and stage, or
-        None to only count (a candidate known not to be the nearest miss)."""
+        """``text`` is the message (or what words it, called only if it is kept), '' to
+        word it later from the offering and stage, or None to only count (a candidate
+        known not to be the nearest miss)."""
         self.removed[stage] = self.removed.get(stage, 0) + count
         if text is None:
             return
@@ -186,7 +188,7 @@ class _Stages:
             tied = figure == best[0] and price == best[1]
             if tied and best[2] is not None and offering and offering.pool >= best[2].pool:
                 return
-        self.nearest[stage] = (figure, price, offering, text)
+        self.nearest[stage] = (figure, price, offering, text() if callable(text) else text)
 
     def funnel(self, considered: int, filt: StaticFilter, nodes: int) -> list[StageResult]:
         left = considered
@@ -205,6 +207,97 @@ class _Stages:
                     text += f" ({filt.reason(stage, offering)})"
             out.append(StageResult(stage=stage, removed=n, left=left, nearest=text))
         return out
+
+
+class _WallChecks:
+    """Spot progress, max_interruptions and the deadline need only a run's wall time, so
+    each run key is judged once. Every offering failing one is counted there, and the
+    nearest miss is the lowest figure, then price, then pool, whatever the reading order."""
+
+    def __init__(
+        self,
+        stages: _Stages,
+        estimate: RunEstimator,
+        params: CostParams,
+        nodes: int,
+        allowed_interruptions: int | None,
+        ctx: PlanContext,
+    ) -> None:
+        self.stages, self.estimate, self.params, self.nodes = stages, estimate, params, nodes
+        self.allowed = allowed_interruptions
+        self.hours_left = ctx.hours_left
+        self._verdicts: dict[tuple[bool, float, float], tuple[Stage, float] | None] = {}
+
+    def known_to_fail(self, key: tuple[bool, float, float]) -> bool:
+        return self._verdicts.get(key) is not None
+
+    def fails(
+        self,
+        o: Offering,
+        key: tuple[bool, float, float],
+        est: Estimate | None = None,
+        count: int = 1,
+    ) -> Stage | None:
+        """The stage ``count`` offerings like ``o`` (same run key, none cheaper) fail."""
+        if key in self._verdicts:
+            verdict = self._verdicts[key]
+        else:
+            verdict = self._verdicts[key] = self._judge(o, est or self.estimate(o, key))
+        if verdict is None:
+            return None
+        stage, figure = verdict
+        self.stages.reject(stage, figure, o, lambda: self._text(stage, figure, o), count)
+        return stage
+
+    def _judge(self, o: Offering, est: Estimate) -> tuple[Stage, float] | None:
+        spot = est.spot
+        if spot is not None and not spot.feasible:
+            return Stage.PROGRESS, o.interruption_rate
+        if spot is not None and self.allowed is not None and spot.interruptions > self.allowed:
+            return Stage.INTERRUPTIONS, spot.interruptions
+        if self.hours_left is not None:
+            finish = est.wall_hours
+            if spot is not None:
+                finish = est.wall_hours * (1 + self.params.deadline_margin) + est.restart_hours
+            if finish > self.hours_left:
+                return Stage.DEADLINE, finish
+        return None
+
+    def _text(self, stage: Stage, figure: float, o: Offering) -> str:
+        if stage is Stage.PROGRESS:
+            return (
+                f"{_where(o)} is interrupted {figure * self.nodes:.2f} times/h,"
+                " faster than the job can make progress"
+            )
+        if stage is Stage.INTERRUPTIONS:
+            return f"the fewest expected is {figure:.2f} on {_where(o)} (allowed {self.allowed})"
+        return (
+            f"the soonest finish is {figure:,.2f} h on {_where(o)}, {self.hours_left:,.2f} h left"
+        )
+
+
+def _count_unread(
+    group: list[Offering],
+    start: int,
+    index: OfferingIndex,
+    filt: StaticFilter,
+    walls: _WallChecks,
+    stages: _Stages,
+) -> None:
+    """Count the unread part of a group whose every offering is over max_total_cost at
+    the first stage each fails. A whole group passing every static check is counted per
+    run class (its cheapest stands for the class), without reading it."""
+    if start == 0 and filt.only_group_checks:
+        for rep, n in index.runs_of(group):
+            if walls.fails(rep, walls.estimate.key(rep), count=n) is None:
+                stages.reject(Stage.MAX_TOTAL, math.inf, rep, None, n)
+        return
+    for o in group[start:]:
+        fit = filt.check(o)
+        if isinstance(fit, Stage):
+            stages.reject(fit, o.price_per_hour, o, "")
+        elif walls.fails(o, walls.estimate.key(o)) is None:
+            stages.reject(Stage.MAX_TOTAL, math.inf, o, None)
 
 
 def _where(o: Offering) -> str:
@@ -244,19 +337,57 @@ def plan(
         spec.data, network, checkpoint=spec.checkpoint, restore_from=ctx.restore_from
     )
     estimate = RunEstimator(job, params)
-    run_fails: dict[tuple[bool, float, float], Stage] = {}  # wall-time checks, per run key
     stages = _Stages()
     prune = keep > 0 and isinstance(commitments, NoCommitments)
-    boots = [*params.boot_hours.values(), params.tpu_boot_hours, params.other_boot_hours]
-    floor = job.num_nodes * (job.work_hours + min(boots))
     data_floor = prune and pricer.moves_anything
     offered = index.for_job(filt, by_region=data_floor)
     pool_size = offered.size
+
+    def data_for(o: Offering, est: Estimate) -> DataCost:
+        """Every data move of a run on o (UnknownRegionError where a route is unpriced)."""
+        spot = est.spot
+        writes = 0.0
+        if spot is not None and spot.checkpoint_interval_hours:
+            writes = job.work_hours / spot.checkpoint_interval_hours
+        return pricer.price(
+            o.cloud, o.region, checkpoint_writes=writes, migrations=est.interruptions
+        )
+
+    def group_floor(group: list[Offering]) -> tuple[float, float]:
+        """(paid node-hours, data $) below which no run on the group goes: the least of
+        each over the group's run classes, so price x hours + data bounds every total in
+        it. A class where spot cannot progress bounds with the work and boot alone."""
+        hours = data = math.inf
+        for rep, _ in index.runs_of(group):
+            est = estimate(rep)
+            paid = estimate.paid_hours(rep)
+            progresses = math.isfinite(paid)
+            hours = min(
+                hours, paid if progresses else job.num_nodes * (job.work_hours + est.boot_hours)
+            )
+            if data_floor and data > 0:
+                try:
+                    if progresses:
+                        usd = data_for(rep, est).usd
+                    else:
+                        usd = pricer.price(
+                            rep.cloud, rep.region, checkpoint_writes=0, migrations=0
+                        ).usd
+                except UnknownRegionError:
+                    usd = 0.0
+                data = min(data, usd)
+        return hours, (data if data_floor else 0.0)
+
+    boots = [*params.boot_hours.values(), params.tpu_boot_hours, params.other_boot_hours]
+    least_hours = job.num_nodes * (job.work_hours + min(boots))
     io_floor: dict[tuple[str, str], float] = {}
 
-    def data_at_least(o: Offering) -> float:
-        """What the data moves cost in o's region before any checkpoint traffic: a
-        lower bound of its egress (later moves only climb the same tiers)."""
+    def cheap_floor(group: list[Offering]) -> tuple[float, float]:
+        """Work and the quickest boot, and the region's data moves before any checkpoint
+        traffic (later moves only climb the same tiers): one price per region."""
+        if not data_floor:
+            return least_hours, 0.0
+        o = group[0]
         where = (o.cloud, o.region)
         usd = io_floor.get(where)
         if usd is None:
@@ -265,17 +396,10 @@ def plan(
             except UnknownRegionError:
                 usd = 0.0
             io_floor[where] = usd
-        return usd
+        return least_hours, usd
 
-    def at_least(o: Offering) -> float:
-        """A lower bound of o's total, and the order offerings are read in: within a
-        group (one region) it grows with the price, so a merged stream is sorted by it."""
-        return o.price_per_hour * floor + (data_at_least(o) if data_floor else 0.0)
-
-    if data_floor and len(offered.groups) > 1:
-        pool: Iterator[Offering] = heapq.merge(*offered.groups, key=at_least)
-    else:
-        pool = offered.stream
+    queue = BoundQueue(offered.groups, cheap_floor, group_floor) if prune else None
+    pool = iter(queue) if queue is not None else ((0.0, o) for o in offered.stream)
     for stage, (count, cheapest) in offered.excluded.items():
         stages.reject(stage, cheapest.price_per_hour, cheapest, "", count)
     outside = len(index) - pool_size - offered.excluded_count
@@ -286,21 +410,18 @@ def plan(
     allowed_interruptions = (
         None if c.max_interruptions is None else c.max_interruptions - ctx.interruptions_so_far
     )
-    hours_left = ctx.hours_left
+    walls = _WallChecks(stages, estimate, params, job.num_nodes, allowed_interruptions, ctx)
     candidates: list[_Candidate] = []
-    # Offerings come in order of a lower bound of their total (price x nodes x (work +
-    # boot), plus the data moves of their region), and no part of the cost is negative
-    # unless a commitment gives credit. A plan keeps the cheapest placement of each of the
-    # `keep` cheapest groups (see diverse()), so once the bound exceeds the keep-th lowest
-    # group minimum, no later offering can enter it: not costed.
+    # A plan keeps the cheapest placement of each of the `keep` cheapest groups (see
+    # diverse()), so once the bound exceeds the keep-th lowest group minimum, no later
+    # offering can enter it: not costed.
     group_min: dict[tuple[str, str, str, MarketKind], float] = {}
     threshold = math.inf  # recomputed now and then: it only falls, so a stale one is safe
     since_threshold = 0
     budget_floor = budget if prune and budget is not None else math.inf
     examined = 0  # costed or ruled out; the rest were never looked at
     pruned = 0  # looked at, but dearer than the kept placements before data is priced
-    for o in pool:
-        least = at_least(o)
+    for least, o in pool:
         if least > threshold:
             break
         examined += 1
@@ -313,73 +434,28 @@ def plan(
             # is also over the nearest miss's total it cannot be the nearest.
             nearest = stages.nearest.get(Stage.MAX_TOTAL)
             if nearest is not None and least > nearest[0]:
-                if filt.only_group_checks:  # the rest pass every check before this one
-                    stages.reject(Stage.MAX_TOTAL, math.inf, o, None, pool_size - examined + 1)
-                    examined = pool_size
-                    break
-                stages.reject(Stage.MAX_TOTAL, math.inf, o, None)
-                continue
-        if threshold < math.inf:
-            bound = o.price_per_hour * job.num_nodes * (job.work_hours + params.boot(o))
-            if bound + (data_at_least(o) if data_floor else 0.0) > threshold:
-                pruned += 1  # dearer than every kept placement before any extra cost
-                continue
+                # So is every later one (the bounds only grow): count them all, in any
+                # order, each at the first stage it fails.
+                if walls.fails(o, estimate.key(o)) is None:
+                    stages.reject(Stage.MAX_TOTAL, math.inf, o, None)
+                assert queue is not None  # a budget floor is only set when pruning
+                for group, start in queue.unread():
+                    _count_unread(group, start, index, filt, walls, stages)
+                examined = pool_size
+                break
         run_key = estimate.key(o)
-        late = run_fails.get(run_key)
-        if late is not None:  # same wall time as one already ruled out, and dearer
-            stages.reject(late, math.inf, o, None)
+        if walls.known_to_fail(run_key):  # same wall time as one already ruled out
+            walls.fails(o, run_key)
             continue
         est = estimate(o, run_key)
         if est.compute + est.preemption > threshold:
             pruned += 1
             continue
-        spot = est.spot
-        if spot is not None and not spot.feasible:
-            stages.reject(
-                Stage.PROGRESS,
-                o.interruption_rate,
-                o,
-                f"{_where(o)} is interrupted {o.interruption_rate * job.num_nodes:.2f} times/h,"
-                " faster than the job can make progress",
-            )
-            run_fails[run_key] = Stage.PROGRESS
+        if walls.fails(o, run_key, est) is not None:
             continue
-        if (
-            spot is not None
-            and allowed_interruptions is not None
-            and spot.interruptions > allowed_interruptions
-        ):
-            stages.reject(
-                Stage.INTERRUPTIONS,
-                spot.interruptions,
-                o,
-                f"the fewest expected is {spot.interruptions:.2f} on {_where(o)}"
-                f" (allowed {allowed_interruptions})",
-            )
-            run_fails[run_key] = Stage.INTERRUPTIONS
-            continue
-        if hours_left is not None:
-            finish = est.wall_hours
-            if spot is not None:
-                finish = est.wall_hours * (1 + params.deadline_margin) + est.restart_hours
-            if finish > hours_left:
-                stages.reject(
-                    Stage.DEADLINE,
-                    finish,
-                    o,
-                    f"the soonest finish is {finish:,.2f} h on {_where(o)},"
-                    f" {hours_left:,.2f} h left",
-                )
-                run_fails[run_key] = Stage.DEADLINE
-                continue
         if pricer.moves_anything:
-            writes = 0.0
-            if spot is not None and spot.checkpoint_interval_hours:
-                writes = job.work_hours / spot.checkpoint_interval_hours
             try:
-                data = pricer.price(
-                    o.cloud, o.region, checkpoint_writes=writes, migrations=est.interruptions
-                )
+                data = data_for(o, est)
             except UnknownRegionError as exc:
                 stages.reject(Stage.NETWORK, o.price_per_hour, o, f"{_where(o)}: {exc}")
                 continue
@@ -415,6 +491,15 @@ def plan(
         wanted=filt.wanted(),
         limits=_limits(spec, ctx),
     )
+
+
+def _bounded(group: list[Offering], hours: float, data: float) -> Iterator[tuple[float, Offering]]:
+    """The group's offerings with a lower bound of their totals, cheapest first."""
+    return ((o.price_per_hour * hours + data, o) for o in group)
+
+
+def _least(item: tuple[float, Offering]) -> float:
+    return item[0]
 
 
 def diverse(ranked: list[_Candidate], keep: int) -> list[_Candidate]:

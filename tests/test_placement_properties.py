@@ -18,7 +18,7 @@ from providers.network import Location, load_network_prices
 from providers.offering import MarketKind, Offering
 from scheduler.constraints import PlanContext, Stage
 from scheduler.cost_model import CostParams
-from scheduler.placement import Placement, Plan, plan
+from scheduler.placement import Placement, Plan, hours_until, plan
 from scheduler.preemption import spot_estimate
 from tests.offerings import offering
 
@@ -83,8 +83,19 @@ prices = st.floats(min_value=0.05, max_value=60, allow_nan=False, allow_infinity
 rates = st.floats(min_value=0.0, max_value=0.3, allow_nan=False, allow_infinity=False)
 
 
+FEW_PRICES = st.sampled_from([0.4, 1.2, 3.0])
+FEW_RATES = st.sampled_from([0.0, 0.05, 0.3])
+"""Ties on purpose: offerings alike in price or in wall time, whose order decides nothing."""
+
+
 @st.composite
-def offerings(draw: st.DrawFn, min_size: int = 1, max_size: int = 10) -> list[Offering]:
+def offerings(
+    draw: st.DrawFn,
+    min_size: int = 1,
+    max_size: int = 10,
+    prices: st.SearchStrategy[float] = prices,
+    rates: st.SearchStrategy[float] = rates,
+) -> list[Offering]:
     n = draw(st.integers(min_size, max_size))
     out = []
     for i in range(n):
@@ -457,3 +468,79 @@ def test_why_none_names_the_budget_and_the_cheapest_total(
     # On a tie any of the equally cheap placements is a fair nearest miss.
     tied = [p.describe() for p in free.placements if p.cost.total == cheapest.cost.total]
     assert any(f" on {where} (max_total_cost " in message for where in tied)
+
+
+# ---- 6. reading less changes nothing the user sees ------------------------------------------
+
+
+THOROUGH = settings(max_examples=600, deadline=None)
+"""Cheap plans, and the cases that break them (ties, a budget crossed mid-read) are rare."""
+
+
+class ZeroCredit:
+    """Commitments that cover nothing: a plan then costs every offering (no pruning)."""
+
+    def covered_per_hour(self, offering: Offering, num_nodes: int) -> float:
+        return 0.0
+
+
+@st.composite
+def limits(draw: st.DrawFn) -> dict[str, Any]:
+    """Limits that rule out some offerings at the later stages, or all of them."""
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):
+        out["max_total_cost"] = draw(st.floats(min_value=0.01, max_value=3000))
+    if draw(st.booleans()):
+        out["max_interruptions"] = draw(st.integers(0, 3))
+    if draw(st.booleans()):
+        out["deadline"] = f"{draw(st.integers(1, 80))}h"
+    return out
+
+
+@THOROUGH
+@given(
+    offers=offerings(min_size=1, max_size=24, prices=FEW_PRICES, rates=FEW_RATES),
+    fields=spec_fields(),
+    extra=limits(),
+    keep=st.integers(1, 4),
+    memory=st.sampled_from([None, 32, 200]),
+)
+def test_pruning_gives_the_plan_of_costing_everything(
+    offers: list[Offering],
+    fields: dict[str, Any],
+    extra: dict[str, Any],
+    keep: int,
+    memory: int | None,
+) -> None:
+    """The bounds let a plan skip offerings: it must keep the same placements and, when
+    nothing fits, say the same thing with the same counts as a plan that costs all."""
+    resources = {**fields["resources"], **({"memory_gb": memory} if memory else {})}
+    spec = make_spec({**fields, "resources": resources, "constraints": extra})
+    ctx = PlanContext(hours_left=hours_until(spec.deadline_at(NOW), NOW))
+    pruned = plan(spec, offers, NETWORK, params=PARAMS, ctx=ctx, keep=keep)
+    full = plan(spec, offers, NETWORK, params=PARAMS, ctx=ctx, keep=keep, commitments=ZeroCredit())
+    assert [(p.offering.pool, p.cost.total) for p in pruned.placements] == [
+        (p.offering.pool, p.cost.total) for p in full.placements
+    ]
+    if not full.placements:
+        assert pruned.funnel == full.funnel
+        assert pruned.why_none() == full.why_none()
+
+
+@THOROUGH
+@given(
+    offers=offerings(min_size=2, max_size=16, prices=FEW_PRICES, rates=FEW_RATES),
+    fields=spec_fields(),
+    extra=limits(),
+)
+def test_the_nearest_miss_does_not_depend_on_the_order_of_the_offerings(
+    offers: list[Offering], fields: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    spec = make_spec({**fields, "constraints": extra})
+    ctx = PlanContext(hours_left=hours_until(spec.deadline_at(NOW), NOW))
+    forward = plan(spec, offers, NETWORK, params=PARAMS, ctx=ctx)
+    backward = plan(spec, offers[::-1], NETWORK, params=PARAMS, ctx=ctx)
+    assert forward.funnel == backward.funnel
+    assert [p.offering.pool for p in forward.placements] == [
+        p.offering.pool for p in backward.placements
+    ]
