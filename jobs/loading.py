@@ -7,6 +7,7 @@ the CLI can print it and exit 2 without a traceback.
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from jobs import strict_yaml
+from jobs.secrets import Keyring
 from jobs.spec import JobSpec
 
 # A spec has tens of values; YAML aliases can make a few lines stand for billions, which
 # validation, error messages and the stored JSON would all expand.
 MAX_VALUES = 20_000
 MAX_MESSAGE = 240  # characters of the reason in an error line; the file and field come first
-_MERGE = "tag:yaml.org,2002:merge"
 
 
 class SpecError(ValueError):
@@ -87,15 +89,24 @@ def _short(value: Any) -> str:
 
 
 def parse_spec(
-    data: Any, *, source: str = "<spec>", now: datetime, base_dir: Path | None = None
+    data: Any,
+    *,
+    source: str = "<spec>",
+    now: datetime,
+    base_dir: Path | None = None,
+    keyring: Callable[[], Keyring] | None = None,
 ) -> JobSpec:
-    """Validate a mapping; ``now`` judges timestamps, ``base_dir`` anchors ``workdir``."""
+    """Validate a mapping; ``now`` judges timestamps, ``base_dir`` anchors ``workdir``,
+    ``keyring`` seals ``{secret: ...}`` values (default: this process's key)."""
     if not isinstance(data, dict):
         raise SpecError(
             f"{source}: the spec must be a mapping of fields, got {type(data).__name__}"
         )
     try:
-        spec = JobSpec.model_validate(data, context={"now": now})
+        context: dict[str, Any] = {"now": now}
+        if keyring is not None:
+            context["keyring"] = keyring
+        spec = JobSpec.model_validate(data, context=context)
     except ValidationError as exc:
         raise _first_error(source, exc, data) from None
     except (ValueError, TypeError, RecursionError, OverflowError) as exc:
@@ -107,13 +118,20 @@ def parse_spec(
             raise SpecError(f"{source}: workdir: {exc}") from None
         if not workdir.is_absolute() and base_dir is not None:
             workdir = base_dir / workdir
-        if not workdir.is_dir():
+        try:
+            found = workdir.is_dir()  # False for most errors, but not a name too long
+            resolved = workdir.resolve()
+        except OSError as exc:
+            raise SpecError(f"{source}: workdir: {exc.strerror or exc}") from None
+        if not found:
             raise SpecError(f"{source}: workdir: directory {str(workdir)!r} does not exist")
-        spec = spec.model_copy(update={"workdir": str(workdir.resolve())})
+        spec = spec.model_copy(update={"workdir": str(resolved)})
     return spec
 
 
-def load_spec(path: str | Path, *, now: datetime) -> JobSpec:
+def load_spec(
+    path: str | Path, *, now: datetime, keyring: Callable[[], Keyring] | None = None
+) -> JobSpec:
     """Read a YAML file; the job name defaults to the file's stem."""
     path = Path(path)
     source = str(path) if str(path).isprintable() else repr(str(path))  # errors stay one line
@@ -126,7 +144,7 @@ def load_spec(path: str | Path, *, now: datetime) -> JobSpec:
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not UTF-8
         raise SpecError(f"{source}: cannot read: {exc}") from None
     try:
-        data = _read_yaml(text)
+        data = strict_yaml.load(text, max_values=MAX_VALUES, exact_marks=True)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -139,73 +157,7 @@ def load_spec(path: str | Path, *, now: datetime) -> JobSpec:
         raise SpecError(f"{source}: malformed YAML value: {_clip(str(exc))}") from None
     if isinstance(data, dict) and "name" not in data:
         data = {"name": _default_name(path), **data}
-    return parse_spec(data, source=source, now=now, base_dir=path.parent)
-
-
-def _read_yaml(text: str) -> Any:
-    """``yaml.safe_load``, refusing what it would accept silently: a key given twice (the
-    last one would win, so a limit written twice is half ignored) and alias bombs."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_nodes(node)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _check_nodes(root: yaml.Node) -> None:
-    """Duplicate keys per mapping, and the number of values once aliases are expanded.
-
-    Iterative, with each shared (aliased) node sized once, so neither depth nor a
-    billion-laughs document costs more than one pass over the nodes as written.
-    """
-    sizes: dict[int, int] = {}
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    open_nodes: set[int] = set()
-    while stack:
-        node, children_done = stack.pop()
-        if children_done:
-            open_nodes.discard(id(node))
-            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in _children(node))
-            if sizes[id(node)] > MAX_VALUES:
-                raise _problem(node, f"more than {MAX_VALUES} values once aliases are expanded")
-            continue
-        if id(node) in sizes:
-            continue
-        if id(node) in open_nodes:
-            raise _problem(node, "an alias refers to the mapping or list that contains it")
-        if isinstance(node, yaml.MappingNode):
-            _no_duplicate_keys(node)
-        open_nodes.add(id(node))
-        stack.append((node, True))
-        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-def _no_duplicate_keys(node: yaml.MappingNode) -> None:
-    """Keys written twice in this mapping; keys brought in by a ``<<`` merge may be
-    overridden, that is what merging is for."""
-    seen: set[tuple[str, str]] = set()
-    for key, _ in node.value:
-        if key.tag == _MERGE or not isinstance(key, yaml.ScalarNode):
-            continue
-        if (key.tag, key.value) in seen:
-            raise _problem(key, f"key {_short(key.value)} is given twice")
-        seen.add((key.tag, key.value))
-
-
-def _problem(node: yaml.Node, problem: str) -> yaml.YAMLError:
-    return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+    return parse_spec(data, source=source, now=now, base_dir=path.parent, keyring=keyring)
 
 
 def _default_name(path: Path) -> str:

@@ -10,7 +10,7 @@ a spec is validated, and in the runtime_env given to Ray (which keeps it: see th
 
 Pure: the value types, parsing the spec's forms, sealing and opening under a ``Keyring``,
 resolving a job's environment. Edge: ``process_keyring`` reads SCHED_SECRET_KEY or the key
-file in SCHED_HOME (created 0600 on first use). No message here ever holds a value or a key.
+file in the data directory (created 0600 on first use). No message here ever holds a value or a key.
 """
 
 from __future__ import annotations
@@ -207,22 +207,27 @@ def resolve_env(
 # ---- the key (the edge: environment and files) ----------------------------------------------
 
 
-def process_keyring(environ: Mapping[str, str] | None = None, *, create: bool = True) -> Keyring:
-    """SCHED_SECRET_KEY, else the key file in SCHED_HOME; with ``create``, a missing file is
-    made (0600). Opening never creates one: a new key could not open what an old one
-    sealed, and saying so is clearer than failing to decrypt."""
+def process_keyring(
+    environ: Mapping[str, str] | None = None, *, create: bool = True, home: Path | None = None
+) -> Keyring:
+    """SCHED_SECRET_KEY, else the key file in ``home`` (the settings' data directory; by
+    default SCHED_HOME's); with ``create``, a missing file is made (0600). Opening never
+    creates one: a new key could not open what an old one sealed, and saying so is clearer
+    than failing to decrypt."""
     environ = os.environ if environ is None else environ
     text = environ.get(KEY_ENV, "")
     if text.strip():
         return Keyring.parse(text, KEY_ENV)
-    # The data directory's rule lives with the settings; imported here so that jobs/ (the
-    # spec, which scheduler/ builds on) depends on scheduler/ only at this edge.
-    from scheduler.config import default_home
+    if home is None:
+        # The data directory's rule lives with the settings; imported here so that jobs/
+        # (the spec, which scheduler/ builds on) depends on scheduler/ only at this edge.
+        from scheduler.config import default_home
 
-    try:
-        path = default_home(environ) / KEY_FILE
-    except ValueError as exc:
-        raise SecretError(str(exc)) from None
+        try:
+            home = default_home(environ)
+        except ValueError as exc:
+            raise SecretError(str(exc)) from None
+    path = home / KEY_FILE
     return Keyring.parse(read_key_file(path, create=create), f"key file {path}")
 
 

@@ -59,8 +59,10 @@ ScalarStr = Annotated[str, BeforeValidator(_scalar_to_str)]
 def _env_value(value: Any, info: ValidationInfo) -> secrets.EnvValue:
     """A plain string, ``{from_env: NAME}``, or ``{secret: VALUE}`` sealed at once with the
     context's ``keyring`` (tests) or this process's key (SCHED_SECRET_KEY or the key file)."""
-    ring: secrets.Keyring | None = (info.context or {}).get("keyring")
-    return secrets.parse_env_value(value, secrets.process_keyring if ring is None else lambda: ring)
+    ring = (info.context or {}).get("keyring")  # a Keyring, or what makes one when needed
+    if isinstance(ring, secrets.Keyring):
+        return secrets.parse_env_value(value, lambda: ring)
+    return secrets.parse_env_value(value, secrets.process_keyring if ring is None else ring)
 
 
 def _env_value_json(value: secrets.EnvValue, info: SerializationInfo) -> Any:

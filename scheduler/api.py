@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from jobs.lifecycle import AttemptState, JobState
 from jobs.loading import SpecError, load_spec, parse_spec
+from jobs.secrets import Keyring, process_keyring
 from jobs.spec import JobSpec
 from providers.base import Provider
 from providers.commitment import Commitment
@@ -245,13 +246,20 @@ class Scheduler:
     def load(self, spec: SpecInput) -> JobSpec:
         """Validate without storing anything; raises SpecError."""
         now = self.clock()
+        ring = self._keyring
         if isinstance(spec, JobSpec):
-            return parse_spec(spec.model_dump(mode="json"), source="<spec>", now=now)
+            return parse_spec(spec.model_dump(mode="json"), source="<spec>", now=now, keyring=ring)
         if isinstance(spec, str | Path):
-            return load_spec(spec, now=now)
+            return load_spec(spec, now=now, keyring=ring)
         if isinstance(spec, Mapping):
-            return parse_spec(dict(spec), source="<dict>", now=now, base_dir=Path.cwd())
+            data = dict(spec)
+            return parse_spec(data, source="<dict>", now=now, base_dir=Path.cwd(), keyring=ring)
         raise SpecError(f"<spec>: expected a JobSpec, a path or a dict, got {type(spec).__name__}")
+
+    def _keyring(self) -> Keyring:
+        """What seals a spec's secrets: SCHED_SECRET_KEY, else the key file beside this
+        scheduler's database (its settings' home, not necessarily this process's)."""
+        return process_keyring(home=self.settings.home)
 
     def plan(self, spec: SpecInput, *, refresh: Refresh = Refresh.AUTO) -> Plan:
         """Where the job would run and what it would cost, everywhere prices are known;

@@ -47,11 +47,16 @@ def runtime_env(
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """What Ray is given for the job; ``environ`` (default: this process's) is where
-    ``from_env`` values and SCHED_SECRET_KEY are read. JobEnvError names the variable."""
+    ``from_env`` values and SCHED_SECRET_KEY are read, else the key file in the settings'
+    home. JobEnvError names the variable."""
     environ = os.environ if environ is None else environ
     checkpoint = checkpoint_location(settings, job, spec)
     try:
-        env = resolve_env(spec.env, environ, lambda: process_keyring(environ, create=False))
+        env = resolve_env(
+            spec.env,
+            environ,
+            lambda: process_keyring(environ, create=False, home=settings.home),
+        )
     except SecretError as exc:
         raise JobEnvError(str(exc)) from None
     env.update(

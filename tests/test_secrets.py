@@ -35,12 +35,17 @@ from jobs.secrets import (
 from jobs.spec import JobSpec
 from providers.config_files import read_yaml
 from providers.local import LocalRayCluster, LocalRayConfig
+from providers.network import load_network_prices
 from providers.ray_bootstrap import startup_script
 from scheduler.api import Scheduler
 from scheduler.cli_views import plan_json
-from scheduler.config import Settings
+from scheduler.config import Settings, load_settings
+from scheduler.job_env import runtime_env
+from scheduler.placement import plan
 from scheduler.pricebook import Refresh
+from scheduler.records import AttemptRecord, JobRecord
 from tests.conftest import Cli, RayTestCluster
+from tests.offerings import offering
 from tests.spec_helpers import NOW, error_of
 from tests.test_node_bootstrap import Node, stop_agents
 
@@ -358,3 +363,36 @@ def test_startup_script_keeps_every_value_literal(node: Node, tmp_path: Path) ->
         f"--resources={resources}",
         "--disable-usage-stats",
     ]
+
+
+def test_the_key_file_is_the_one_beside_the_schedulers_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Scheduler built for another home (a pipeline pointing at the team's directory)
+    seals with that home's key and its jobs open with it, whatever SCHED_HOME says."""
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.setenv("SCHED_HOME", str(tmp_path / "process"))
+    team = tmp_path / "team"
+    settings = load_settings({"SCHED_HOME": str(team), "SCHED_REQUIRED_TAGS": "none"})
+    s = Scheduler(settings)
+    try:
+        spec = s.load({"run": "python train.py", "env": {"K": {"secret": SECRET}}})
+    finally:
+        s.close()
+    assert (team / KEY_FILE).is_file() and not (tmp_path / "process").exists()
+    sealed = spec.env["K"]
+    assert isinstance(sealed, Sealed) and SECRET not in spec.model_dump_json()
+    here = offering(cloud="local", region="local", instance_type="local", price=0.0)
+    placement = plan(spec, [here], load_network_prices()).placements[0]
+    job = JobRecord(
+        id=1, name="j", state="PROVISIONING", priority="standard", spec_json="{}",
+        submitted_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+    attempt = AttemptRecord(
+        job_id=1, number=1, state="STARTING", cloud="local", region="local", zone="local",
+        instance_type="local", market="on_demand", price_per_hour=0.0, num_nodes=1,
+        placement_json=placement.model_dump_json(), submission_id="s", created_at=NOW,
+    )  # fmt: skip
+    settings.checkpoint_root.mkdir(parents=True, exist_ok=True)
+    env = runtime_env(settings, job, attempt, spec, environ={})["env_vars"]
+    assert env["K"] == SECRET
