@@ -308,6 +308,22 @@ def test_unreadable_finops_file_is_one_line(tmp_path: Path, content: bytes) -> N
         load_commitments(path)
 
 
+def test_a_budget_written_twice_is_refused_not_half_read(tmp_path: Path) -> None:
+    """The last of two equal keys used to win silently: the $10 limit below was read as
+    $100,000. Now the file is refused, naming the line, and `sched budgets` exits 2."""
+    path = tmp_path / "budgets.yaml"
+    path.write_text(
+        "budgets:\n  - tag: team\n    value: nlp\n    monthly_usd: 10\n    monthly_usd: 100000\n"
+    )
+    expected = f"{path}: not valid YAML: line 5: key 'monthly_usd' is given twice"
+    with pytest.raises(ConfigError) as caught:
+        load_budgets(path)
+    assert str(caught.value) == expected
+    env = _cli_env(tmp_path) | {"SCHED_BUDGETS": str(path)}
+    result = CliRunner().invoke(app, ["budgets"], env=env)
+    assert (result.exit_code, result.stderr) == (2, f"error: {expected}\n")
+
+
 # ---- the network rate table -----------------------------------------------------------------
 
 NETWORK_TABLE = yaml.safe_load(DEFAULT_NETWORK_RATES.read_text())

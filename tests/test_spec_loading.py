@@ -151,3 +151,10 @@ def test_load_spec_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"run: \xff\xfe\n")
     with pytest.raises(SpecError, match=r": cannot read: "):
         load_spec(path, now=NOW)
+
+
+def test_a_workdir_name_too_long_for_the_filesystem_is_one_line(tmp_path: Path) -> None:
+    """Path.is_dir() answers False for a missing directory but raises for a name longer
+    than the filesystem allows; hypothesis found it as a traceback."""
+    message = error_of({"run": "x", "workdir": "x" * 300})
+    assert message.endswith("workdir: File name too long"), message
