@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -51,6 +51,8 @@ class PlanContext:
 
     hours_left: float | None = None
     blocked_pools: frozenset[str] = frozenset()
+    blocked_regions: frozenset[str] = frozenset()  # "cloud/region": every pool in them
+    blocked_why: Mapping[str, str] = field(default_factory=dict)  # pool or cloud/region -> why
     interruptions_so_far: int = 0
     launchable_clouds: frozenset[str] | None = None  # None: plan everywhere
     restore_from: Location | None = None  # where the checkpoint to resume from is
@@ -245,6 +247,8 @@ class StaticFilter:
         self.zones = frozenset(c.zones) if c.zones is not None else None
         self.launchable = ctx.launchable_clouds
         self.blocked = ctx.blocked_pools
+        self.blocked_regions = ctx.blocked_regions
+        self.blocked_why = ctx.blocked_why
         self.max_price = c.max_price_per_hour
         self.market = spec.market
         self.spot_used_up = (
@@ -263,6 +267,7 @@ class StaticFilter:
             and self.memory is None
             and self.zones is None
             and not self.blocked
+            and not self.blocked_regions
             and self.max_price is None
         )
 
@@ -313,6 +318,8 @@ class StaticFilter:
             return Stage.ZONES
         if self.blocked and o.pool in self.blocked:
             return Stage.BLOCKED
+        if self.blocked_regions and f"{o.cloud}/{o.region}" in self.blocked_regions:
+            return Stage.BLOCKED
         if self.max_price is not None and o.price_per_hour * self.nodes > self.max_price:
             return Stage.MAX_PRICE
         return accelerator
@@ -352,6 +359,9 @@ class StaticFilter:
                 f" (max_interruptions={self.max_interruptions})"
             )
         if stage is Stage.BLOCKED:
-            return f"pool {o.pool} is blocked after a preemption"
+            if o.pool in self.blocked:
+                return f"pool {o.pool} is blocked: {self.blocked_why.get(o.pool, 'preempted')}"
+            where = f"{o.cloud}/{o.region}"
+            return f"region {where} is blocked: {self.blocked_why.get(where, 'refused')}"
         price = o.price_per_hour * self.nodes
         return f"${price:,.2f}/h > max_price_per_hour ${self.max_price or 0:,.2f}"

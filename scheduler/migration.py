@@ -12,7 +12,7 @@ blocks the cloud's whole region (quotas are regional, every zone would say the s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -49,44 +49,12 @@ def attempt_pool(a: PastAttempt) -> str:
 _NEVER_RAN = frozenset({AttemptState.STARTING, AttemptState.NO_CAPACITY, AttemptState.NO_QUOTA})
 
 
-class BlockedPools(frozenset[str]):
-    """Pools blocked one by one, plus every pool of a blocked cloud region.
-
-    PlanContext.blocked_pools is asked ``pool in blocked`` for each offering, so a region
-    block is answered here, from the pool's cloud and zone; ``regions`` holds
-    ``cloud/region`` (``aws/us-east-1``). Truthy when either part blocks something.
-    """
-
-    regions: frozenset[str]
-
-    def __new__(cls, pools: Iterable[str] = (), regions: Iterable[str] = ()) -> BlockedPools:
-        self = super().__new__(cls, pools)
-        self.regions = frozenset(regions)
-        return self
-
-    def __contains__(self, pool: object) -> bool:
-        if frozenset.__contains__(self, pool):
-            return True
-        if not self.regions or not isinstance(pool, str):
-            return False
-        cloud, _, rest = pool.partition("/")
-        zone = rest.split("/", 1)[0]
-        return any(
-            cloud == where.split("/", 1)[0] and zone_in_region(zone, where.split("/", 1)[1])
-            for where in self.regions
-        )
-
-    def __bool__(self) -> bool:
-        return frozenset.__len__(self) > 0 or bool(self.regions)
-
-
-def zone_in_region(zone: str, region: str) -> bool:
-    """``us-east-1a`` and ``us-east-1-bos-1a`` are in ``us-east-1`` (``us-east-10a`` is
-    not); ``us-central1-a`` is in ``us-central1``; a region is in itself."""
-    if not zone.startswith(region):
-        return False
-    rest = zone[len(region) :]
-    return not rest or not rest[0].isdigit()
+_BLOCKED_BY = {
+    AttemptState.PREEMPTED: "preempted",
+    AttemptState.NO_CAPACITY: "the cloud had no capacity",
+    AttemptState.NO_QUOTA: "the cloud refused for quota",
+}
+"""Why a pool or region is blocked, as a plan says it."""
 
 
 def restore_location(spec: JobSpec, attempts: Sequence[PastAttempt]) -> Location | None:
@@ -119,15 +87,30 @@ def replan_context(
     recent = [
         a for a in attempts if a.ended_at is None or (now - a.ended_at).total_seconds() < cooldown_s
     ]
-    pool_blocking = (AttemptState.PREEMPTED, AttemptState.NO_CAPACITY)
-    blocked = BlockedPools(
-        (attempt_pool(a) for a in recent if a.state in pool_blocking),
-        (f"{a.cloud}/{a.region}" for a in recent if a.state == AttemptState.NO_QUOTA),
-    )
+    pools: dict[str, str] = {}
+    regions: dict[str, str] = {}
+    for a in recent:
+        why = _BLOCKED_BY.get(AttemptState(a.state))
+        if why is None:
+            continue
+        minutes = max(1, round(cooldown_s / 60))
+        why = f"{why} {_ago(now, a.ended_at)}, for {minutes} min"
+        if a.state == AttemptState.NO_QUOTA:
+            regions[f"{a.cloud}/{a.region}"] = why
+        else:
+            pools[attempt_pool(a)] = why
     return PlanContext(
         hours_left=hours_left,
-        blocked_pools=blocked,
+        blocked_pools=frozenset(pools),
+        blocked_regions=frozenset(regions),
+        blocked_why={**pools, **regions},
         interruptions_so_far=len(preempted),
         launchable_clouds=launchable_clouds,
         restore_from=restore_location(spec, attempts),
     )
+
+
+def _ago(now: datetime, ended_at: datetime | None) -> str:
+    if ended_at is None:
+        return "just now"
+    return f"{max(0, round((now - ended_at).total_seconds() / 60))} min ago"

@@ -20,8 +20,10 @@ from google.api_core.exceptions import RetryError, ServiceUnavailable, format_ht
 from jobs.loading import parse_spec
 from providers.gcp_compute import GcpOperationError
 from providers.gcp_tpu_compute import TpuOperationError
+from providers.offering import MarketKind
+from scheduler.constraints import Stage, StaticFilter
 from scheduler.launch_faults import FaultKind, classify
-from scheduler.migration import BlockedPools, replan_context
+from scheduler.migration import replan_context
 from scheduler.records import AttemptRecord
 from tests.fakes.faults import google_rest_error
 from tests.offerings import offering, placed
@@ -295,14 +297,24 @@ def test_replanning_blocks_the_pool_without_capacity_and_the_region_without_quot
     ctx = replan_context(spec, attempts, now=now, hours_left=None, cooldown_s=1800)
     assert ctx.interruptions_so_far == 0
     assert ctx.restore_from is None  # neither ran: no checkpoint is beside them
-    blocked = ctx.blocked_pools
-    assert "aws/us-east-1a/m5.large/on_demand" in blocked
-    assert "aws/us-east-1b/m5.large/on_demand" not in blocked  # capacity is per zone
-    assert "aws/us-west-2b/m5.large/spot" in blocked  # quota is per region
-    assert "aws/us-west-2-lax-1a/m5.large/spot" in blocked  # a local zone of us-west-2
-    assert "gcp/us-west2-a/n1-standard-8/spot" not in blocked  # another cloud's region
-    assert "aws/us-west-20a/m5.large/spot" not in blocked
+    check = StaticFilter(spec, ctx)
+
+    def reason(cloud: str, region: str, zone: str, market: MarketKind) -> str | None:
+        o = offering(cloud=cloud, region=region, zone=zone, instance_type="m5.large", market=market)
+        return check.reason(Stage.BLOCKED, o) if check.check(o) is Stage.BLOCKED else None
+
+    on_demand, spot = MarketKind.ON_DEMAND, MarketKind.SPOT
+    assert reason("aws", "us-east-1", "us-east-1a", on_demand) == (
+        "pool aws/us-east-1a/m5.large/on_demand is blocked:"
+        " the cloud had no capacity 5 min ago, for 30 min"
+    )
+    assert reason("aws", "us-east-1", "us-east-1b", on_demand) is None  # capacity is per zone
+    assert reason("aws", "us-west-2", "us-west-2b", spot) == (  # quota is per region
+        "region aws/us-west-2 is blocked: the cloud refused for quota 5 min ago, for 30 min"
+    )
+    assert reason("aws", "us-west-2", "us-west-2-lax-1a", spot) is not None  # a local zone
+    assert reason("gcp", "us-west2", "us-west2-a", spot) is None  # another cloud's region
     later = replan_context(
         spec, attempts, now=now + timedelta(hours=1), hours_left=None, cooldown_s=1800
     )
-    assert not later.blocked_pools and isinstance(later.blocked_pools, BlockedPools)
+    assert not later.blocked_pools and not later.blocked_regions
