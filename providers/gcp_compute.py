@@ -254,14 +254,16 @@ class GcpCompute:
         spot_termination_action: str = "DELETE",
         network: str = "global/networks/default",
         boot_disk_gb: int = 100,
-        operation_timeout: float = 600.0,
+        launch_wait_s: float = 30.0,
+        poll_interval: float = 2.0,
         retry_deadline: float = 20.0,
         call_timeout: float = 30.0,
     ) -> None:
         """``spot_termination_action``: DELETE (default) leaves no disk to pay for after a
         preemption, which is still seen through the zone's operations; STOP keeps the VM
-        TERMINATED until ``terminate``. ``retry_deadline`` bounds the retries of one call
-        (launch_retry) and ``call_timeout`` each try of it."""
+        TERMINATED until ``terminate``. ``launch_wait_s`` bounds how long one launch call
+        follows its insert operations (read every ``poll_interval``); ``retry_deadline``
+        bounds the retries of one call (launch_retry) and ``call_timeout`` each try of it."""
         if spot_termination_action not in ("DELETE", "STOP"):
             raise ValueError("spot_termination_action must be DELETE or STOP")
         self.project = project
@@ -270,7 +272,8 @@ class GcpCompute:
         self.spot_termination_action = spot_termination_action
         self.network = network
         self.boot_disk_gb = boot_disk_gb
-        self.operation_timeout = operation_timeout
+        self.launch_wait_s = launch_wait_s
+        self.poll_interval = poll_interval
         self.retry_deadline = retry_deadline
         self.call_timeout = call_timeout
         self._clients = ComputeClients(self.endpoint)
@@ -287,6 +290,10 @@ class GcpCompute:
         return {"retry": self._retry, "timeout": self.call_timeout}
 
     def launch(self, request: LaunchRequest) -> list[Instance]:
+        """Insert the request's VMs and follow the operations for up to ``launch_wait_s``:
+        the VMs that exist by then. The controller calls again each pass with the same key,
+        which Google answers with the same operations, so a slow insert holds no pass and
+        one that fails late (no capacity, no quota) still fails the launch, when it does."""
         from google.api_core.exceptions import Conflict
         from google.cloud import compute_v1
 
@@ -318,8 +325,9 @@ class GcpCompute:
                 pending.append(client.insert_unary(request=insert, **self._bounded()))
             except Conflict:  # made by an earlier try whose requestId Google has forgotten
                 continue
+        deadline = time.monotonic() + self.launch_wait_s
         for op in pending:
-            self._wait(zone, op)
+            self._settled(zone, op, deadline)
         return self.describe(zone, names)
 
     def describe(self, zone: str, instance_ids: Sequence[str]) -> list[Instance]:
@@ -415,19 +423,21 @@ class GcpCompute:
     def metadata_preempted(self, metadata_base_url: str) -> bool:
         return metadata_preempted(metadata_base_url)
 
-    def _wait(self, zone: str, op: Any) -> None:
-        deadline = time.monotonic() + self.operation_timeout
+    def _settled(self, zone: str, op: Any, deadline: float) -> bool:
+        """Whether the operation is DONE (read until ``deadline``); GcpOperationError if it
+        ended in an error."""
         data = _as_dict(op)
         while data.get("status") != "DONE":
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"operation {data.get('name')} in {zone} still {data.get('status')}"
+            data = _as_dict(
+                self._client("ZoneOperationsClient").get(
+                    project=self.project, zone=zone, operation=data["name"], **self._bounded()
                 )
-            # No short per-try timeout here: ``wait`` is a long poll (up to ~2 minutes).
-            waited = self._client("ZoneOperationsClient").wait(
-                project=self.project, zone=zone, operation=data["name"], retry=self._retry
             )
-            data = _as_dict(waited)
+            if data.get("status") == "DONE":
+                break
+            if time.monotonic() + self.poll_interval > deadline:
+                return False
+            time.sleep(self.poll_interval)
         errors = (data.get("error") or {}).get("errors") or []
         if errors:
             raise GcpOperationError(
@@ -435,6 +445,7 @@ class GcpCompute:
                 [str(e.get("code", "")) for e in errors],
                 "; ".join(str(e.get("message", "")) for e in errors),
             )
+        return True
 
 
 def metadata_preempted(metadata_base_url: str, timeout: float = 2.0) -> bool:

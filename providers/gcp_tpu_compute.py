@@ -164,13 +164,14 @@ class GcpTpuCompute:
         external_ips: bool = True,
         network: str | None = None,
         poll_interval: float = 5.0,
-        operation_timeout: float = 1800.0,
+        launch_wait_s: float = 30.0,
         retry_deadline: float = 20.0,
         call_timeout: float = 30.0,
     ) -> None:
         """``runtime_version``: used when a request names no image (else the generation's
-        default). ``poll_interval``/``operation_timeout`` bound how long launch waits for
-        Google's operations; a big slice can take many minutes to come up. Each call is
+        default). One launch call follows Google's operations (read every ``poll_interval``)
+        for at most ``launch_wait_s``, then reports the slices as they are: a big slice can
+        take many minutes to come up, and the controller asks again next pass. Each call is
         retried on throttling and transient errors for at most ``retry_deadline`` seconds
         (the TPU client retries nothing by default) and each try waits ``call_timeout``."""
         self.project = project
@@ -179,7 +180,7 @@ class GcpTpuCompute:
         self.external_ips = external_ips
         self.network = network
         self.poll_interval = poll_interval
-        self.operation_timeout = operation_timeout
+        self.launch_wait_s = launch_wait_s
         self.retry_deadline = retry_deadline
         self.call_timeout = call_timeout
         self._client_obj: Any = None
@@ -205,8 +206,9 @@ class GcpTpuCompute:
         return f"projects/{self.project}/locations/{zone}"
 
     def launch(self, request: LaunchRequest) -> list[Instance]:
-        """Create the request's slices and wait until they are up; a retry with the same
-        key finds the slices the first call made instead of making more."""
+        """Create the request's slices and follow them for up to ``launch_wait_s``; a retry
+        with the same key finds the slices the first call made instead of making more, and
+        a create that failed by then (no capacity) raises TpuOperationError."""
         from google.api_core.exceptions import Conflict
         from google.cloud import tpu_v2
 
@@ -218,7 +220,7 @@ class GcpTpuCompute:
         )
         node = tpu_v2.Node.from_json(json.dumps(body))
         zone, ids = request.offering.zone, node_ids(request)
-        deadline = time.monotonic() + self.operation_timeout
+        deadline = time.monotonic() + self.launch_wait_s
         pending: list[tuple[str, Any]] = []
         existing: list[str] = []
         for node_id in ids:
@@ -232,8 +234,8 @@ class GcpTpuCompute:
         errors: list[TpuOperationError] = []
         for node_id, op in pending:
             done = self._wait(op, deadline)
-            if not done.HasField("error"):
-                continue
+            if not done.done or not done.HasField("error"):
+                continue  # still creating (asked again next pass), or created
             if done.error.code == ALREADY_EXISTS:  # lost the race to an earlier try
                 existing.append(node_id)
                 continue
@@ -277,9 +279,11 @@ class GcpTpuCompute:
         self.terminate(zone, gone)
         return gone
 
-    def wait_deleted(self, zone: str, instance_ids: Sequence[str]) -> None:
-        """Block until the nodes are gone (bounded by ``operation_timeout``)."""
-        deadline = time.monotonic() + self.operation_timeout
+    def wait_deleted(
+        self, zone: str, instance_ids: Sequence[str], timeout_s: float = 1800.0
+    ) -> None:
+        """Block until the nodes are gone (at most ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
         remaining = list(instance_ids)
         while remaining:
             remaining = [i.instance_id for i in self.describe(zone, remaining)]
@@ -293,8 +297,8 @@ class GcpTpuCompute:
         from google.longrunning import operations_pb2
 
         while not op.done:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"operation {op.name} not done")
+            if time.monotonic() + self.poll_interval > deadline:
+                return op  # not done yet: the caller reports the node as it is
             time.sleep(self.poll_interval)
             request = operations_pb2.GetOperationRequest(name=op.name)
             op = self._client().get_operation(request, **self._bounded())
@@ -312,6 +316,6 @@ class GcpTpuCompute:
                 return
             if str(node.get("state") or "") not in _SETTLING:
                 return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"TPU node {zone}/{node_id} still {node.get('state')}")
+            if time.monotonic() + self.poll_interval > deadline:
+                return  # still coming up: reported as it is, asked again next pass
             time.sleep(self.poll_interval)

@@ -402,7 +402,7 @@ def tpu_launch(tmp_path: Path, fake: FakeTpu) -> ClusterManager:
         PROJECT,
         GoogleEndpoint(api_endpoint=fake.url, anonymous=True),
         poll_interval=0.01,
-        operation_timeout=5,
+        launch_wait_s=5,
         retry_deadline=5,
     )
     return ClusterManager(

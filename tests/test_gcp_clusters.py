@@ -86,7 +86,7 @@ def manager(
             PROJECT,
             GoogleEndpoint(api_endpoint=tpu.url, anonymous=True),
             poll_interval=0.01,
-            operation_timeout=5,
+            launch_wait_s=5,
         ),
     }
     return ClusterManager(

@@ -4,6 +4,7 @@ describing, terminating, and hearing that Google took a spot VM back."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,8 +169,8 @@ def test_spot_launch_sends_spot_scheduling_and_labels(
     assert sent.arg("requestId") == request_id("spot-1", 0)
     assert (vm.state, vm.spot, vm.instance_type) == (InstanceState.RUNNING, True, "n1-standard-8")
     assert vm.tags == {"team": "ml_infra", "sched_job": "j1"} and vm.private_ip
-    waits = [r for r in fake.requests if r.path.endswith("/wait")]
-    assert waits, "the insert operation was waited on through the custom endpoint"
+    reads = [r for r in fake.requests if "/operations/" in r.path and r.method == "GET"]
+    assert reads, "the insert operation was followed through the custom endpoint"
 
 
 def test_on_demand_launch_of_count_two(
@@ -274,6 +275,34 @@ def test_capacity_error_is_raised_with_google_code(
     with pytest.raises(GcpOperationError) as err:
         compute.launch(req)
     assert err.value.codes == ("ZONE_RESOURCE_POOL_EXHAUSTED",)
+
+
+def test_a_slow_insert_holds_one_call_for_launch_wait_s_and_its_failure_comes_later(
+    fake: FakeCompute, endpoint: GoogleEndpoint, offerings: list[Offering]
+) -> None:
+    """A controller pass must not sit on one launch (the old wait held it up to 600 s):
+    the call returns what exists; later calls with the same key follow the same operation,
+    and an error Google reports late still fails the launch (no capacity, not a loss)."""
+    exhausted = offering_of(offerings, "n1-standard-8", "spot", "T4", 1).model_copy(
+        update={"zone": "us-east1-b", "region": "us-east1"}
+    )
+    fake.polls_to_done = 3
+    try:
+        compute = GcpCompute(
+            PROJECT, endpoint, default_image=IMAGE, launch_wait_s=0.2, poll_interval=0.5
+        )
+        req = LaunchRequest(offering=exhausted, idempotency_key="slow-full", name="slow-full")
+        t0 = time.monotonic()
+        assert compute.launch(req) == []  # read once, still RUNNING: nothing exists yet
+        assert compute.launch(req) == []  # the same operation (same requestId), read again
+        assert time.monotonic() - t0 < 5
+        with pytest.raises(GcpOperationError) as err:
+            compute.launch(req)
+        assert err.value.codes == ("ZONE_RESOURCE_POOL_EXHAUSTED",)
+        posts = [r for r in fake.requests if r.method == "POST" and "slow-full" in str(r.body)]
+        assert {r.arg("requestId") for r in posts} == {request_id("slow-full", 0)}
+    finally:
+        fake.polls_to_done = 1
 
 
 def test_launch_refuses_bad_requests(endpoint: GoogleEndpoint, offerings: list[Offering]) -> None:

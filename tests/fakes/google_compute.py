@@ -152,6 +152,10 @@ class FakeCompute(ServedFake):
         self.page_size = 2  # small pages so clients must follow nextPageToken
         # Zones out of capacity: an insert there ends in a DONE operation with an error.
         self.exhausted_zones: set[str] = set()
+        # Reads (get) of a RUNNING insert before it is DONE; ``wait`` finishes it at once.
+        self.polls_to_done = 1
+        self._polls: dict[tuple[str, str], int] = {}
+        self._fails_with: dict[tuple[str, str], dict[str, Any]] = {}  # error once DONE
         # Regions whose quota is used up: region -> the quota's name (e.g. NVIDIA_L4_GPUS).
         self.quota_exceeded: dict[str, str] = {}
         self._ids = itertools.count(1000)
@@ -362,12 +366,14 @@ class FakeCompute(ServedFake):
                 return google_error(400, f"Invalid value for field '{field}': '{kind}'")
         if zone in self.exhausted_zones:
             message = f"The zone '{zone}' does not have enough resources available."
-            return self._failed_insert(zone, name, "ZONE_RESOURCE_POOL_EXHAUSTED", message, 503)
+            return self._failed_insert(
+                zone, name, "ZONE_RESOURCE_POOL_EXHAUSTED", message, 503, request_id
+            )
         region = zone.rsplit("-", 1)[0]
         if region in self.quota_exceeded:
             quota = self.quota_exceeded[region]
             message = f"Quota '{quota}' exceeded. Limit: 1.0 in region {region}."
-            return self._failed_insert(zone, name, "QUOTA_EXCEEDED", message, 403)
+            return self._failed_insert(zone, name, "QUOTA_EXCEEDED", message, 403, request_id)
         inst = {
             **body,
             "kind": "compute#instance",
@@ -388,13 +394,26 @@ class FakeCompute(ServedFake):
         return op
 
     def _failed_insert(
-        self, zone: str, name: str, code: str, message: str, http: int
+        self, zone: str, name: str, code: str, message: str, http: int, request_id: str | None
     ) -> dict[str, Any]:
-        """An insert Google accepted and then failed: a DONE operation carrying the error."""
+        """An insert Google accepted and then failed: an operation that ends DONE with the
+        error (after ``polls_to_done`` reads, like any insert)."""
         target = f"{BASE}/projects/{self.project}/zones/{zone}/instances/{name}"
-        op = self._operation(zone, "insert", {"selfLink": target}, done=True)
-        op["error"] = {"errors": [{"code": code, "message": message}]}
-        op.update(httpErrorStatusCode=http, httpErrorMessage="ERROR")
+        op = self._operation(zone, "insert", {"selfLink": target}, done=False)
+        self._fails_with[(zone, op["name"])] = {
+            "error": {"errors": [{"code": code, "message": message}]},
+            "httpErrorStatusCode": http,
+            "httpErrorMessage": "ERROR",
+        }
+        if request_id:  # Google dedups by requestId whatever became of the operation
+            self.by_request_id[request_id] = (zone, op["name"])
+        return op
+
+    def _finish(self, key: tuple[str, str]) -> dict[str, Any]:
+        op = self.operations[key]
+        if op["status"] != "DONE":
+            op.update(status="DONE", progress=100, endTime=_now())
+            op.update(self._fails_with.pop(key, {}))
         return op
 
     def _get_instance(self, req: Request) -> Any:
@@ -421,6 +440,9 @@ class FakeCompute(ServedFake):
         key = (req.params["zone"], req.params["op"])
         if key not in self.operations:
             return google_error(404, f"The resource 'operations/{key[1]}' was not found")
+        self._polls[key] = self._polls.get(key, 0) + 1
+        if self._polls[key] >= self.polls_to_done:
+            return self._finish(key)
         return self.operations[key]
 
     def _wait_operation(self, req: Request) -> Any:
@@ -428,9 +450,7 @@ class FakeCompute(ServedFake):
         key = (req.params["zone"], req.params["op"])
         if key not in self.operations:
             return google_error(404, f"The resource 'operations/{key[1]}' was not found")
-        op = self.operations[key]
-        op.update(status="DONE", progress=100, endTime=_now())
-        return op
+        return self._finish(key)
 
     def _list_skus(self, req: Request) -> Any:
         return self._page(req, self.skus, key="skus")
