@@ -5,9 +5,9 @@ some infeasible on purpose), cycled to 10,000 and stored PENDING in a fresh data
 controller is the real one with AWS and GCP launchable (images and project set; nothing
 is launched), offered the same 60k+ offerings as benchmarks/placement.py (snapshot plus
 the SkyPilot catalogs in ../shared/data, CPU machines included). Timed:
-`Controller.place_queued()`, the step reconcile runs on every queued job before starting
-it: take the job's lease, check budgets, plan with the job's history, write the attempt
-and the event (or FAILED with the reason), give the lease back.
+`Controller.place_queued()`, the placing step every reconcile runs before starting any
+job: check budgets, plan each job with its history, and write the moves (attempt and
+event, or FAILED with the reason) 64 jobs to a transaction.
 
 `python benchmarks/load.py [--jobs 10000] [--db sqlite|postgres|URL]` writes
 benchmarks/results/load.json. Target: at least 100 jobs placed per second.

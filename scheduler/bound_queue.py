@@ -44,6 +44,7 @@ class BoundQueue:
         tight: Callable[[list[Offering]], Floor],
     ) -> None:
         self._tight = tight
+        self._last: _Head | None = None
         # [bound, order, head]: compared as floats then ints, in C, never by head
         self._heap: list[list[Any]] = []
         for n, group in enumerate(groups):
@@ -57,6 +58,9 @@ class BoundQueue:
         while heap:
             entry = heap[0]
             bound, _, head = entry
+            if head.pos >= len(head.group):  # its rest was taken (take_rest_of_last)
+                heapq.heappop(heap)
+                continue
             if not head.tight:
                 head.hours, head.usd = self._tight(head.group)
                 head.tight = True
@@ -70,7 +74,18 @@ class BoundQueue:
                 heapq.heapreplace(heap, entry)
             else:
                 heapq.heappop(heap)
+            self._last = head
             yield bound, offering
+
+    def take_rest_of_last(self) -> list[Offering]:
+        """The unread part of the group the last offering came from, which will not be
+        read: for a caller that knows the rest of that group (dearer still) fails too."""
+        head = self._last
+        if head is None:
+            return []
+        rest = head.group[head.pos :]
+        head.pos = len(head.group)
+        return rest
 
     def unread(self) -> Iterator[tuple[list[Offering], int]]:
         """Each group with offerings not yet read, and where they start, in no order."""

@@ -77,6 +77,12 @@ def choose(placements: Sequence[Placement], idle: Sequence[ClusterRecord]) -> Ch
     return best
 
 
+def warm_for(placement: Placement, idle: Sequence[ClusterRecord]) -> ClusterRecord:
+    """The warm cluster ``choose`` counted for this placement (the first of its shape)."""
+    shape = shape_of(placement)
+    return next(c for c in idle if c.state == ClusterState.UP and shape_of_cluster(c) == shape)
+
+
 def idle_expired(
     clusters: Sequence[ClusterRecord], now: datetime, idle_stop_s: float
 ) -> list[ClusterRecord]:

@@ -1,9 +1,11 @@
 """The reconcile step: the only code that moves jobs between states.
 
-Each call looks at what the database says and what the cluster says and takes one
-job as far forward as it can. Every move goes through ``Store.transition`` with the
-state it expects to find, so two processes reconciling at once cannot both place or
-launch the same job: the loser gets StaleState and leaves it alone.
+Each call looks at what the database says and what the cluster says and takes each
+job as far forward as it can: first every queued job is placed (planned, and the moves
+written a batch at a time, scheduler/placing.py), then each job is advanced (launched,
+watched, settled). Every move names the state it expects to find, so two processes
+reconciling at once cannot both place or launch the same job: the loser's move is not
+written (StaleState, or left out of the batch) and it leaves the job alone.
 """
 
 from __future__ import annotations
@@ -25,34 +27,28 @@ from providers.network import NetworkPrices, load_network_prices
 from providers.offering import Offering
 from scheduler.attempt_endings import ACTIVE, AttemptEndings
 from scheduler.budgets import BudgetStatus, braking, holding
-from scheduler.cluster_policy import choose, cluster_name
+from scheduler.cluster_policy import cluster_name
 from scheduler.clusters import CloudBusy, ClusterLost, ClusterManager, LaunchRefused
-from scheduler.commitments import Usage
+from scheduler.commitments import Usage, attempt_usage
 from scheduler.config import Settings
 from scheduler.constraints import OfferingIndex
 from scheduler.cost_model import CommitmentCredit, CostParams
-from scheduler.explain import money, placement_reason
 from scheduler.finops import FinOps, job_tags
 from scheduler.job_env import entrypoint_resources, gpus, memory_bytes, runtime_env
 from scheduler.launch_faults import classify, retryable
 from scheduler.leases import LEASE_S, dead_here, owner_id
 from scheduler.migration import replan_context
 from scheduler.placement import Placement, Plan, hours_until, plan
+from scheduler.placing import PLACE_BATCH, Decision, decide, queued
 from scheduler.ray_jobs import RayJobs, RayUnavailable
 from scheduler.records import AttemptRecord, ClusterRecord, JobRecord
-from scheduler.scavenger import make_room, may_use, overflow
+from scheduler.scavenger import Running, make_room, overflow
 from scheduler.store import StaleState, Store
 
 Clock = Callable[[], datetime]
 
 _LEASED = (JobState.PLACED, JobState.PROVISIONING, JobState.RUNNING)
 """States in which advancing a job acts outside the database: one process at a time."""
-
-
-def submission_id(job: JobRecord, attempt: int) -> str:
-    """Deterministic, so a retried submit finds the job it already made; the uid keeps
-    two databases that share a Ray cluster from colliding."""
-    return f"sched-{job.id}-{job.uid}-{attempt}"
 
 
 class Controller:
@@ -170,7 +166,11 @@ class Controller:
             warnings += self._maintain(jobs)
         if job_ids is None and place and self.finops is not None:
             warnings += self._finops_pass()
-        for job in sorted(jobs, key=lambda j: j.id or 0):
+        jobs = sorted(jobs, key=lambda j: j.id or 0)
+        if place:
+            jobs, said = self._placing_step(jobs)
+            warnings += said
+        for job in jobs:
             if not place and job.state != JobState.RUNNING and not job.cancel_requested:
                 continue
             try:
@@ -195,25 +195,62 @@ class Controller:
         return warnings
 
     def place_queued(self, job_ids: Sequence[int] | None = None) -> list[JobRecord]:
-        """Place queued jobs (PENDING or MIGRATING) without starting them; the records
-        after. The same step reconcile runs on each queued job before starting it (lease,
-        budget hold, plan against every offering with the job's history, attempt and
-        event written): what a long queue costs the controller before any launch."""
-        queued = [JobState.PENDING, JobState.MIGRATING]
+        """Place queued jobs (PENDING or MIGRATING) without starting them; their records
+        after. The placing step of every reconcile (budget hold, plan against every
+        offering with the job's history, attempt and event written), alone: what a long
+        queue costs the controller before any launch."""
         if job_ids is None:
-            jobs = self.store.list_jobs(states=queued)
+            jobs = self.store.list_jobs(states=[JobState.PENDING, JobState.MIGRATING])
         else:
             jobs = [self.store.get_job(i) for i in job_ids]
         self._budgets = None
-        # Warm clusters are claimed only when a job is started, so one look serves the pass.
+        queued = [j for j in sorted(jobs, key=lambda j: j.id or 0) if queued(j)]
+        return self._place_all(queued)[0]
+
+    def _placing_step(self, jobs: list[JobRecord]) -> tuple[list[JobRecord], list[str]]:
+        """Preempted jobs to MIGRATING, then every queued job placed; the records after."""
+        now: dict[int, JobRecord] = {}
+        for job in jobs:
+            assert job.id is not None
+            if job.state == JobState.PREEMPTED and not job.cancel_requested:
+                with contextlib.suppress(StaleState):  # another process moved it first
+                    now[job.id] = self.store.transition(
+                        job.id,
+                        JobState.MIGRATING,
+                        at=self.clock(),
+                        expect=[JobState.PREEMPTED],
+                        reason="re-planning without the pool that preempted it",
+                    )
+        jobs = [now.get(j.id or 0, j) for j in jobs]
+        placed, said = self._place_all([j for j in jobs if queued(j)])
+        now = {j.id or 0: j for j in placed}
+        return [now.get(j.id or 0, j) for j in jobs], said
+
+    def _place_all(self, jobs: Sequence[JobRecord]) -> tuple[list[JobRecord], list[str]]:
+        """Decide each job's placement and write them PLACE_BATCH at a time: one write
+        transaction per batch (Store.transition_many). Placing needs no lease: a move
+        written only if the job is still queued admits one winner. Warm clusters are
+        claimed when a job starts, so one look serves the step, each taken once."""
         idle = self.clusters.idle() if self.clusters is not None else []
-        placed = []
-        for job in sorted(jobs, key=lambda j: j.id or 0):
-            if job.state not in queued or job.cancel_requested:
-                continue
-            with contextlib.suppress(StaleState):  # another process placed it first
-                placed.append(self._place(job, idle))
-        return placed
+        placed: list[Running] = []  # in commitment headroom, not yet running
+        out: dict[int, JobRecord] = {}
+        said: list[str] = []
+        for start in range(0, len(jobs), PLACE_BATCH):
+            decided: list[Decision] = []
+            for job in jobs[start : start + PLACE_BATCH]:
+                try:
+                    decision = self._decide(job, idle, placed)
+                except ValidationError as exc:
+                    said.append(self.ends.unreadable(job, exc))
+                    continue
+                if decision is not None:
+                    decided.append(decision)
+            moved = self.store.transition_many([d.move for d in decided], at=self.clock())
+            out.update((j.id or 0, j) for j in moved)
+            for d in decided:
+                if d.job.id in out and d.frees is not None and self.finops is not None:
+                    self._make_room(d.job, d.frees)
+        return [out.get(j.id or 0, j) for j in jobs], said
 
     def _take(self, job: JobRecord) -> bool:
         """The job's lease: free, expired, or left by a dead process on this machine.
@@ -243,18 +280,6 @@ class Controller:
             if state not in _LEASED or self._take(job):
                 self._cancel(job)  # else its holder sees the request on its next step
             return
-        if state is JobState.PREEMPTED:
-            job = self.store.transition(
-                job.id,
-                JobState.MIGRATING,
-                at=self.clock(),
-                expect=[JobState.PREEMPTED],
-                reason="re-planning without the pool that preempted it",
-            )
-            state = JobState(job.state)
-        if state in (JobState.PENDING, JobState.MIGRATING):
-            job = self._place(job)
-            state = JobState(job.state)
         if state in _LEASED and not self._take(job):
             return  # another live process is launching or watching it
         if state is JobState.PLACED:
@@ -268,81 +293,44 @@ class Controller:
         if state is JobState.RUNNING:
             self._refresh(job)
 
-    def _place(self, job: JobRecord, idle: list[ClusterRecord] | None = None) -> JobRecord:
-        """``idle``: the warm clusters, when the caller has just looked (else read here)."""
+    def _decide(
+        self, job: JobRecord, idle: list[ClusterRecord], placed: list[Running]
+    ) -> Decision | None:
+        """Plan the job and decide its move (placing.decide), or None when it waits (a
+        budget hold, a scavenger without headroom: noted now). ``placed`` gains what a
+        decision puts in commitment headroom, so the next one does not count it again."""
         assert job.id is not None
         spec = JobSpec.model_validate_json(job.spec_json)
         priority = Priority(job.priority)
         held = holding(self.budget_statuses(), job_tags(job), priority)
         if held is not None:
             self.store.note(job.id, f"held: budget {held.describe()}")
-            return job
+            return None
         credit = (
-            self.finops.headroom(priority)
+            self.finops.headroom(priority, placed)
             if self.finops is not None and self.finops.commitments
             else None
         )
         history = self.store.attempts(job.id) if job.current_attempt_id is not None else []
         result = self.plan(
-            spec,
-            job.deadline_at,
-            launchable_only=True,
-            attempts=history,
-            commitments=credit,
+            spec, job.deadline_at, launchable_only=True, attempts=history, commitments=credit
         )
         now = self.clock()
-        waiting = [JobState.PENDING, JobState.MIGRATING]
-        if priority is Priority.SCAVENGER:
-            allowed = self.settings.scavenger_on_demand
-            fits = [p for p in result.placements if may_use(p, spec, allowed)]
-            if result.placements and not fits:
-                self.store.note(
-                    job.id,
-                    "waiting for idle commitment headroom (or spot under max_price_per_hour):"
-                    f" the cheapest now costs {money(result.placements[0].cost.total)}",
-                )
-                return job
-            result = result.model_copy(update={"placements": fits})
-        if not result.placements:
-            return self.store.transition(
-                job.id,
-                JobState.FAILED,
-                at=now,
-                expect=waiting,
-                reason=f"no feasible placement: {result.why_none()}",
-                job_updates={"message": f"no feasible placement: {result.why_none()}"},
-            )
-        if idle is None:
-            idle = self.clusters.idle() if self.clusters is not None else []
-        choice = choose(result.placements, idle)
-        best = choice.placement
-        number = len(history) + 1
-        attempt = AttemptRecord(
-            job_id=job.id,
-            number=number,
-            state=AttemptState.STARTING,
-            cloud=best.offering.cloud,
-            region=best.offering.region,
-            zone=best.offering.zone,
-            instance_type=best.offering.instance_type,
-            market=best.offering.market,
-            price_per_hour=best.offering.price_per_hour,
-            num_nodes=best.num_nodes,
-            placement_json=best.model_dump_json(),
-            submission_id=submission_id(job, number),
-            created_at=now,
+        decision = decide(
+            job,
+            spec,
+            result,
+            attempts_so_far=len(history),
+            idle=idle,
+            now=now,
+            scavenger_on_demand=self.settings.scavenger_on_demand,
         )
-        placed = self.store.transition(
-            job.id,
-            JobState.PLACED,
-            at=now,
-            expect=waiting,
-            reason=placement_reason(choice, result),
-            new_attempt=attempt,
-        )
-        if self.finops is not None and priority is not Priority.SCAVENGER:
-            self._make_room(job, best)
-        return placed
+        if isinstance(decision, str):
+            self.store.note(job.id, decision)
+            return None
+        if credit is not None and decision.attempt is not None:
+            placed.append(Running(job.id, priority, attempt_usage(decision.attempt), now))
+        return decision
 
     def _start_provisioning(self, job: JobRecord) -> JobRecord:
         assert job.id is not None and job.current_attempt_id is not None

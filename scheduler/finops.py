@@ -59,11 +59,12 @@ class FinOps:
             out.append(Running(job.id or 0, Priority(job.priority), usage, started))
         return out
 
-    def headroom(self, priority: Priority) -> Headroom:
+    def headroom(self, priority: Priority, placed: Sequence[Running] = ()) -> Headroom:
         """Commitment credit for a job of this priority: scavengers see what is left after
         everything running; other work sees the headroom as if no scavenger ran, since
-        scavengers give it back on demand."""
-        running = self.running()
+        scavengers give it back on demand. ``placed``: jobs placed but not yet running
+        (earlier in the same placing step), which will use what they were priced with."""
+        running = [*self.running(), *placed]
         if priority is not Priority.SCAVENGER:
             running = [r for r in running if r.priority is not Priority.SCAVENGER]
         return Headroom(allocate(self.commitments, [r.usage for r in running], self.clock()))

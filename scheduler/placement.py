@@ -34,6 +34,10 @@ from scheduler.cost_model import (
 from scheduler.data_gravity import DataCost, DataMove, DataPricer
 from scheduler.preemption import SpotEstimate
 
+_ROUNDING = 1 - 1e-9
+"""Price x hours + data and the cost model's sum of parts can differ in the last bits; a
+bound shaded by this much stays below every total it bounds, ties included."""
+
 DEFAULT_KEEP = 20
 """Placements a plan keeps: the winner plus alternatives for failover after a preemption."""
 
@@ -421,13 +425,22 @@ def plan(
     budget_floor = budget if prune and budget is not None else math.inf
     examined = 0  # costed or ruled out; the rest were never looked at
     pruned = 0  # looked at, but dearer than the kept placements before data is priced
-    for least, o in pool:
+    for bound, o in pool:
+        least = bound * _ROUNDING  # a bound summed another way than the total: a hair less
         if least > threshold:
             break
         examined += 1
         fit = filt.check(o)
         if isinstance(fit, Stage):
             stages.reject(fit, o.price_per_hour, o, "")
+            if fit is Stage.MAX_PRICE and queue is not None:
+                # The rest of its group is dearer: each fails here or at an earlier check.
+                rest = queue.take_rest_of_last()
+                examined += len(rest)
+                for dearer in rest:
+                    stage = filt.check(dearer)
+                    assert isinstance(stage, Stage)
+                    stages.reject(stage, dearer.price_per_hour, dearer, "")
             continue
         if least > budget_floor:
             # Its lower bound alone is over max_total_cost, so it fails there, and once it

@@ -544,3 +544,28 @@ def test_the_nearest_miss_does_not_depend_on_the_order_of_the_offerings(
     assert [p.offering.pool for p in forward.placements] == [
         p.offering.pool for p in backward.placements
     ]
+
+
+def test_a_tie_read_late_is_still_costed() -> None:
+    """Found by hypothesis: two offerings as cheap as each other in different index groups
+    (T4:1 and T4:4). The bound of the second equalled the kept total but was summed another
+    way, its last bits were higher, and the plan stopped before it: it kept the one later
+    in the tie order."""
+    spot = MarketKind.SPOT
+    offers = [
+        make_offering(0, "gcp", "africa-south1", price=3.0, market=spot, rate=0.05,
+                      accelerator=("T4", 1, 16)),
+        make_offering(1, "gcp", "africa-south1", price=3.0, market=spot, rate=0.05,
+                      accelerator=("T4", 4, 16)),
+        *(make_offering(i, "aws", "af-south-1", price=0.4, market=spot, vcpus=4)
+          for i in range(2, 6)),
+        make_offering(6, "aws", "af-south-1", price=0.4, market=spot, vcpus=4,
+                      accelerator=("T4", 4, 16)),
+    ]  # fmt: skip
+    spec = make_spec({"resources": {"accelerators": "T4:1", "cpus": 8}, "estimated_hours": 6.0})
+    pruned = plan(spec, offers, NETWORK, params=PARAMS, keep=1)
+    full = plan(spec, offers, NETWORK, params=PARAMS, keep=1, commitments=ZeroCredit())
+    assert [p.offering.pool for p in pruned.placements] == [
+        p.offering.pool for p in full.placements
+    ]
+    assert pruned.placements[0].offering.instance_type == "m0.t4"

@@ -14,7 +14,7 @@ from jobs.lifecycle import IllegalTransition, JobState
 from jobs.loading import parse_spec
 from jobs.spec import JobSpec
 from scheduler.records import AttemptRecord
-from scheduler.store import StaleState, Store, StoreError, UnknownJob
+from scheduler.store import Move, StaleState, Store, StoreError, UnknownJob
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -182,3 +182,102 @@ def test_racing_claims_give_each_job_exactly_one_winner(db_url: str, tmp_path: P
         assert len(placed) == 1
         winners[placed[0].reason] = winners.get(placed[0].reason, 0) + 1
     assert sum(winners.values()) == 150
+
+
+def _attempt(job_id: int, number: int = 1) -> AttemptRecord:
+    return AttemptRecord(
+        job_id=job_id,
+        number=number,
+        state="STARTING",
+        cloud="local",
+        region="local",
+        zone="h",
+        instance_type="local-2cpu",
+        market="on_demand",
+        price_per_hour=0.5,
+        submission_id=f"sched-{job_id}-{number}",
+        created_at=NOW,
+    )
+
+
+def test_transition_many_writes_each_move_as_transition_would(db_url: str) -> None:
+    store = Store(db_url)
+    a, b, c, d = (
+        store.add_job(spec(n), submitted_at=NOW, deadline_at=None).id or 0 for n in "abcd"
+    )
+    store.transition(d, JobState.CANCELLED, at=NOW, reason="gone", expect=[JobState.PENDING])
+    waiting = [JobState.PENDING, JobState.MIGRATING]
+    moved = store.transition_many(
+        [
+            Move(b, JobState.PLACED, "on b", waiting, new_attempt=_attempt(b)),
+            Move(a, JobState.PLACED, "on a", waiting, new_attempt=_attempt(a)),
+            Move(c, JobState.FAILED, "nothing fits", waiting, job_updates={"message": "none"}),
+            Move(d, JobState.PLACED, "too late", waiting, new_attempt=_attempt(d)),
+        ],
+        at=NOW,
+    )
+    assert [j.id for j in moved] == [b, a, c]  # the cancelled job is left alone
+    for job_id, reason in ((a, "on a"), (b, "on b")):
+        job = store.get_job(job_id)
+        [attempt] = store.attempts(job_id)
+        assert (job.state, job.current_attempt_id) == (JobState.PLACED, attempt.id)
+        last = store.events(job_id)[-1]
+        assert (last.from_state, last.to_state, last.reason) == (
+            JobState.PENDING,
+            JobState.PLACED,
+            reason,
+        )
+        assert last.attempt_id == attempt.id
+    assert (store.get_job(c).state, store.get_job(c).message) == (JobState.FAILED, "none")
+    assert store.get_job(d).state == JobState.CANCELLED and store.attempts(d) == []
+    assert len(store.events(d)) == 2
+
+
+def test_transition_many_with_an_illegal_move_writes_nothing(db_url: str) -> None:
+    store = Store(db_url)
+    a, b = (store.add_job(spec(n), submitted_at=NOW, deadline_at=None).id or 0 for n in "ab")
+    moves = [
+        Move(a, JobState.PLACED, "fine", [JobState.PENDING], new_attempt=_attempt(a)),
+        Move(b, JobState.RUNNING, "skips PLACED", [JobState.PENDING]),
+    ]
+    with pytest.raises(IllegalTransition):
+        store.transition_many(moves, at=NOW)
+    assert store.get_job(a).state == JobState.PENDING and store.attempts(a) == []
+    assert len(store.events(a)) == 1
+    with pytest.raises(ValueError, match="at most once"):
+        store.transition_many([moves[0], moves[0]], at=NOW)
+
+
+_BATCH_CLAIMER = textwrap.dedent(
+    """
+    import sys, time
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from jobs.lifecycle import JobState
+    from scheduler.store import Move, Store
+
+    url, tag, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+    store = Store(url)
+    ids = list(range(1, count + 1))
+    if tag == "p2":
+        ids.reverse()  # the other way round: batches overlap in opposite orders
+    while not go.exists():
+        time.sleep(0.01)
+    for start in range(0, count, 16):
+        moves = [Move(i, JobState.PLACED, tag, [JobState.PENDING]) for i in ids[start:start + 16]]
+        store.transition_many(moves, at=datetime.now(UTC))
+    """
+)
+
+
+def test_racing_batches_give_each_job_one_winner_and_never_deadlock(
+    db_url: str, tmp_path: Path
+) -> None:
+    store = Store(db_url)
+    for i in range(150):
+        store.add_job(spec(f"j{i}"), submitted_at=NOW, deadline_at=None)
+    _race(_BATCH_CLAIMER, db_url, tmp_path, "150")
+    for job in store.list_jobs():
+        assert job.state == JobState.PLACED
+        placed = [e for e in store.events(job.id or 0) if e.to_state == JobState.PLACED]
+        assert len(placed) == 1
