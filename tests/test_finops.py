@@ -15,9 +15,11 @@ from jobs.spec import Priority
 from providers.commitment import Commitment, CommitmentKind
 from providers.offering import MarketKind
 from scheduler.budgets import Budget, BudgetLevel
+from scheduler.commitments import Usage
 from scheduler.config import ConfigError
 from scheduler.finops import FinOps
 from scheduler.finops_config import load_budgets, load_commitments
+from scheduler.scavenger import Running
 from scheduler.store import Store
 from tests.offerings import offering
 from tests.planted import finish, start
@@ -486,3 +488,19 @@ def test_headroom_ignores_scavengers_except_for_scavengers(store: Store) -> None
     # After the plan ends there is no headroom for anyone.
     clock.now = datetime(2027, 1, 1, tzinfo=UTC)
     assert finops.headroom(Priority.STANDARD).covered_per_hour(big, 1) == 0.0
+
+
+def test_headroom_counts_jobs_placed_earlier_in_the_same_step(store: Store) -> None:
+    """A placing step decides a batch before any of it runs: a job placed in the headroom
+    must leave the next decision less of it, or both would be priced with the same credit."""
+    ago = NOW - HOUR
+    start(store, {"team": "a"}, cloud="aws", price=3.0, created=ago, started=ago)
+    finops = FinOps(store, Clock(NOW), commitments=lambda: [PLAN])
+    big = offering(price=9.0)
+    assert finops.headroom(Priority.STANDARD).covered_per_hour(big, 1) == pytest.approx(7.0)
+    placed = [Running(99, Priority.STANDARD, Usage.of(offering(price=5.0), 1, 5.0), NOW)]
+    assert finops.headroom(Priority.STANDARD, placed).covered_per_hour(big, 1) == pytest.approx(2.0)
+    scavenger = [Running(98, Priority.SCAVENGER, Usage.of(offering(price=5.0), 1, 5.0), NOW)]
+    assert finops.headroom(Priority.STANDARD, scavenger).covered_per_hour(big, 1) == pytest.approx(
+        7.0
+    )  # production work sees past scavengers, placed or running
