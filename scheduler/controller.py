@@ -204,8 +204,8 @@ class Controller:
         else:
             jobs = [self.store.get_job(i) for i in job_ids]
         self._budgets = None
-        queued = [j for j in sorted(jobs, key=lambda j: j.id or 0) if queued(j)]
-        return self._place_all(queued)[0]
+        waiting = [j for j in sorted(jobs, key=lambda j: j.id or 0) if queued(j)]
+        return self._place_all(waiting)[0]
 
     def _placing_step(self, jobs: list[JobRecord]) -> tuple[list[JobRecord], list[str]]:
         """Preempted jobs to MIGRATING, then every queued job placed; the records after."""

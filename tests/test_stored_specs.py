@@ -39,3 +39,15 @@ def test_unreadable_stored_spec_fails_only_its_job(settings: Settings) -> None:
     assert s.get(other, refresh=False).state is JobState.FAILED
     assert "no feasible placement" in (s.get(other, refresh=False).message or "")
     s.close()
+
+
+def test_place_queued_decides_the_queue_without_starting_anything(settings: Settings) -> None:
+    """The placing step alone (what benchmarks/load.py times), over more than one batch."""
+    s = Scheduler(settings)
+    gpu = {"run": "true", "resources": {"accelerators": "H100:8"}}
+    ids = [s.submit({"name": f"g{i}", **gpu}, start=False).id for i in range(70)]
+    decided = s.controller.place_queued()
+    assert [j.id for j in decided] == ids
+    assert {j.state for j in decided} == {JobState.FAILED}
+    assert all(len(s.events(i)) == 2 for i in ids[::10])  # submitted, then failed: once each
+    assert s.controller.place_queued() == []  # nothing queued is left
