@@ -36,13 +36,10 @@ def test_add_job_writes_job_and_pending_event(db_url: str) -> None:
         store.get_job(job.id + 100)
 
 
-def test_transition_writes_attempt_and_event_together(db_url: str) -> None:
-    store = Store(db_url)
-    job = store.add_job(spec(), submitted_at=NOW, deadline_at=None)
-    assert job.id is not None
-    attempt = AttemptRecord(
-        job_id=job.id,
-        number=1,
+def _attempt(job_id: int, number: int = 1) -> AttemptRecord:
+    return AttemptRecord(
+        job_id=job_id,
+        number=number,
         state="STARTING",
         cloud="local",
         region="local",
@@ -50,9 +47,16 @@ def test_transition_writes_attempt_and_event_together(db_url: str) -> None:
         instance_type="local-2cpu",
         market="on_demand",
         price_per_hour=0.5,
-        submission_id=f"sched-{job.id}-1",
+        submission_id=f"sched-{job_id}-{number}",
         created_at=NOW,
     )
+
+
+def test_transition_writes_attempt_and_event_together(db_url: str) -> None:
+    store = Store(db_url)
+    job = store.add_job(spec(), submitted_at=NOW, deadline_at=None)
+    assert job.id is not None
+    attempt = _attempt(job.id)
     placed = store.transition(
         job.id, JobState.PLACED, at=NOW, reason="r", expect=[JobState.PENDING], new_attempt=attempt
     )
@@ -182,22 +186,6 @@ def test_racing_claims_give_each_job_exactly_one_winner(db_url: str, tmp_path: P
         assert len(placed) == 1
         winners[placed[0].reason] = winners.get(placed[0].reason, 0) + 1
     assert sum(winners.values()) == 150
-
-
-def _attempt(job_id: int, number: int = 1) -> AttemptRecord:
-    return AttemptRecord(
-        job_id=job_id,
-        number=number,
-        state="STARTING",
-        cloud="local",
-        region="local",
-        zone="h",
-        instance_type="local-2cpu",
-        market="on_demand",
-        price_per_hour=0.5,
-        submission_id=f"sched-{job_id}-{number}",
-        created_at=NOW,
-    )
 
 
 def test_transition_many_writes_each_move_as_transition_would(db_url: str) -> None:
