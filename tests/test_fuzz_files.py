@@ -1,49 +1,27 @@
-"""Fuzzing what sched reads besides job specs (issue 8, bad input): SCHED_* settings, the
-FinOps files, the network rate table, SkyPilot catalogs, and the clouds' price answers.
+"""Fuzzing the files and settings sched reads besides job specs (issue 8, bad input):
+SCHED_* settings, the FinOps files, the network rate table and SkyPilot catalogs (the
+clouds' price answers: tests/test_fuzz_price_answers.py).
 
 Each reader either gives a usable result or fails with one error line that names the
-variable, file (and line) or API item; never a KeyError, TypeError or a float() traceback.
-Price answers are read item by item: an item in a shape we cannot read is skipped and
-counted (one warning per fetch), so the rest of a region's prices still count.
+variable or the file (and line); never a KeyError, TypeError or a float() traceback.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
-import json
-import logging
 import math
 import os
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from providers.aws_prices import (
-    AwsFormatError,
-    AwsPriceFeed,
-    OnDemandPrice,
-    instance_type_info,
-    parse_price_list_item,
-    spot_point,
-)
-from providers.gcp_prices import (
-    GcpFormatError,
-    MachineShape,
-    ZoneCatalog,
-    build_offerings,
-    machine_shape,
-    rate_book,
-)
-from providers.gcp_skus import SkuError, SkuPrice, parse_skus, sku_from_dict
 from providers.network import (
     DEFAULT_NETWORK_RATES,
     Location,
@@ -55,76 +33,13 @@ from providers.skypilot_catalog import CatalogError, CatalogLoad, load_skypilot_
 from scheduler.cli import app
 from scheduler.config import _ENV, ConfigError, Settings, load_settings
 from scheduler.finops_config import load_budgets, load_commitments
-from tests.fakes.aws_pricing import ec2_product
-from tests.fakes.google_compute import us_central1_skus
-from tests.fakes.google_tpu import tpu_skus
+from tests.damage import damaged, fuzz, one_line
 from tests.test_skypilot_catalog import AWS_HEADER, AWS_ROWS, GCP_HEADER, GCP_ROWS
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = str(REPO / "configs" / "examples" / "quickstart.yaml")
-REAL_GCP_CATALOG = Path("/work/shared/data/gcp-catalog-anycloud/gcp/vms.csv")
+REAL_GCP_CATALOG = REPO.parent / "shared" / "data" / "gcp-catalog-anycloud" / "gcp" / "vms.csv"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-def fuzz(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
-
-
-def one_line(message: str, starts: str) -> None:
-    assert message.startswith(starts), message
-    assert len(message.splitlines()) == 1 and "\r" not in message, message
-    assert "Traceback" not in message
-
-
-# ---- JSON-like answers and files, damaged one field at a time ---------------------------
-
-wrong_values = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.sampled_from([-1, 0, 10**30, 10**400]),
-    st.floats(),
-    st.sampled_from(["", "abc", "-1", "1e400", "nan", "inf", "0x10", "1,5", "2026-13-01"]),
-    st.text(max_size=10),
-    st.lists(st.integers(), max_size=2),
-    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-)
-
-
-def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    if prefix:
-        yield prefix
-    items: Any = data.items() if isinstance(data, dict) else ()
-    if isinstance(data, list):
-        items = enumerate(data)
-    for key, value in items:
-        yield from _paths(value, (*prefix, key))
-
-
-@st.composite
-def damaged(draw: st.DrawFn, original: Any, max_changes: int = 3) -> Any:
-    """``original`` with 1-3 fields deleted, retyped or wrapped in a list."""
-    data = copy.deepcopy(original)
-    for _ in range(draw(st.integers(1, max_changes))):
-        paths = list(_paths(data))
-        if not paths:
-            break
-        path = draw(st.sampled_from(paths))
-        parent = data
-        for step in path[:-1]:
-            parent = parent[step]
-        op = draw(st.sampled_from(["delete", "retype", "retype", "wrap"]))
-        if op == "delete":
-            del parent[path[-1]]
-        elif op == "retype":
-            parent[path[-1]] = draw(wrong_values)
-        else:
-            parent[path[-1]] = [parent[path[-1]]]
-    return data
 
 
 # ---- SCHED_* settings ---------------------------------------------------------------------
@@ -464,151 +379,3 @@ def test_real_catalog_cut_short_is_refused(tmp_path: Path, fraction: float) -> N
     assert isinstance(message, str)
     line = cut.count(b"\n") + 1
     assert f": line {line}: the file ends inside this line" in message
-
-
-# ---- AWS answers ----------------------------------------------------------------------------
-
-GPU_TYPE = {
-    "InstanceType": "p4d.24xlarge",
-    "VCpuInfo": {"DefaultVCpus": 96},
-    "MemoryInfo": {"SizeInMiB": 1179648},
-    "GpuInfo": {
-        "Gpus": [
-            {
-                "Name": "A100",
-                "Manufacturer": "NVIDIA",
-                "Count": 8,
-                "MemoryInfo": {"SizeInMiB": 40960},
-            }
-        ]
-    },
-}
-SPOT_ITEM = {
-    "AvailabilityZone": "us-east-1a",
-    "InstanceType": "p4d.24xlarge",
-    "ProductDescription": "Linux/UNIX",
-    "SpotPrice": "9.100000",
-    "Timestamp": datetime(2026, 5, 1, tzinfo=UTC),
-}
-
-
-def _reads_or_names_the_item(parse: Callable[[], Any], api: str) -> Any:
-    try:
-        return parse()
-    except AwsFormatError as exc:
-        one_line(str(exc), api)
-        return exc
-
-
-@fuzz(300)
-@given(item=damaged(ec2_product("p4d.24xlarge", "us-east-1", 32.77)))
-@example(item={**ec2_product("g5.xlarge", "us-east-1", 1.0), "terms": {"OnDemand": []}})
-def test_price_list_products(item: dict[str, Any]) -> None:
-    for given_as in (item, json.dumps(item)):
-        got = _reads_or_names_the_item(lambda g=given_as: parse_price_list_item(g), "GetProducts")
-        if isinstance(got, OnDemandPrice):
-            assert math.isfinite(got.usd_per_hour) and got.usd_per_hour > 0
-
-
-@fuzz(200)
-@given(entry=damaged(GPU_TYPE))
-def test_describe_instance_types_entries(entry: dict[str, Any]) -> None:
-    info = _reads_or_names_the_item(lambda: instance_type_info(entry), "DescribeInstanceTypes")
-    if info is not None and not isinstance(info, AwsFormatError):
-        assert info.vcpus > 0 and info.memory_gb > 0 and info.accelerator.count >= 1
-
-
-@fuzz(200)
-@given(item=damaged(SPOT_ITEM))
-def test_spot_price_history_items(item: dict[str, Any]) -> None:
-    point = _reads_or_names_the_item(
-        lambda: spot_point("us-east-1", item), "DescribeSpotPriceHistory"
-    )
-    if not isinstance(point, AwsFormatError):
-        assert math.isfinite(point.price_per_hour) and point.at.tzinfo is not None
-
-
-class _Pages:
-    """A boto3 client with one paginator answering fixed pages."""
-
-    def __init__(self, pages: list[dict[str, Any]]) -> None:
-        self.pages = pages
-
-    def client(self, service: str, region: str) -> _Pages:
-        return self
-
-    def get_paginator(self, name: str) -> _Pages:
-        return self
-
-    def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
-        return self.pages
-
-
-def test_one_bad_product_is_skipped_counted_and_warned_once(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Once: one product whose USD price was not a number failed the whole AWS refresh
-    (ValueError from float()); now it is skipped and the others still price the type."""
-    bad = ec2_product("p4d.24xlarge", "us-east-1", 30.0)
-    [term] = bad["terms"]["OnDemand"].values()
-    [dim] = term["priceDimensions"].values()
-    dim["pricePerUnit"]["USD"] = "n/a"
-    good = ec2_product("p4d.24xlarge", "us-east-1", 32.77)
-    feed = AwsPriceFeed(clients=_Pages([{"PriceList": [json.dumps(bad), json.dumps(good)]}]))  # type: ignore[arg-type]
-    assert feed.on_demand_price("us-east-1", "p4d.24xlarge") == 32.77
-    why = "GetProducts: 'p4d.24xlarge': pricePerUnit.USD: 'n/a' is not a non-negative number"
-    assert feed.skipped == [why]
-    with caplog.at_level(logging.WARNING, logger="providers.aws_prices"):
-        feed._warn_skipped()
-        feed._warn_skipped()  # nothing new: no second warning
-    assert [r.getMessage() for r in caplog.records] == [
-        f"aws: 1 API answer item(s) skipped, first: {why}"
-    ]
-    assert feed.skipped == []
-
-
-# ---- GCP answers ----------------------------------------------------------------------------
-
-SKUS = [*us_central1_skus()[:6], *tpu_skus()[:3]]
-
-
-@fuzz(300)
-@given(item=st.sampled_from(SKUS).flatmap(damaged))
-@example(item={**SKUS[0], "serviceRegions": "us-central1"})  # once: read as 11 regions
-def test_billing_skus(item: dict[str, Any]) -> None:
-    try:
-        price = sku_from_dict(item)
-    except SkuError as exc:
-        one_line(str(exc), "SKU ")
-        prices, problems = parse_skus([item, SKUS[0]])
-        assert len(prices) == 1 and problems == [str(exc)]
-        return
-    assert isinstance(price, SkuPrice)
-    assert all(isinstance(r, str) for r in price.regions)
-    assert math.isfinite(price.hourly_usd) and price.hourly_usd >= 0
-    assert math.isfinite(price.cost(10.0))
-    rate_book([price])  # never raises
-
-
-MACHINE = {
-    "name": "a2-highgpu-1g",
-    "guestCpus": 12,
-    "memoryMb": 87040,
-    "accelerators": [{"guestAcceleratorType": "nvidia-tesla-a100", "guestAcceleratorCount": 1}],
-    "bundledLocalSsds": {"partitionCount": 0},
-}
-
-
-@fuzz(200)
-@given(data=damaged(MACHINE))
-def test_machine_types(data: dict[str, Any]) -> None:
-    try:
-        shape = machine_shape(data)
-    except GcpFormatError as exc:
-        one_line(str(exc), "MachineType")
-        return
-    assert isinstance(shape, MachineShape) and shape.vcpus > 0 and shape.memory_gib > 0
-    zone = ZoneCatalog("us-central1-a", "us-central1", {shape.name: shape})
-    book = rate_book(sku_from_dict(s) for s in us_central1_skus())
-    for o in build_offerings([zone], book, NOW):  # an Offering for every priced shape
-        assert math.isfinite(o.price_per_hour)
