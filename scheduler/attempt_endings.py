@@ -9,8 +9,10 @@ module records it the same way whichever path found it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -20,7 +22,7 @@ from scheduler.launch_faults import FaultKind
 from scheduler.ledger import settle
 from scheduler.placement import Placement
 from scheduler.records import AttemptRecord, JobRecord, LedgerRecord
-from scheduler.store import Store
+from scheduler.store import StaleState, Store
 
 ACTIVE = (JobState.PROVISIONING, JobState.RUNNING)
 
@@ -104,25 +106,17 @@ class AttemptEndings:
     def preempted(self, job: JobRecord, attempt: AttemptRecord, ray_message: str) -> None:
         """Record the loss; the next step re-plans without that pool and resumes the job
         from its last checkpoint."""
-        assert job.id is not None
-        now = self.clock()
-        line = self.settle(attempt, now, AttemptState.PREEMPTED)
         placement = Placement.model_validate_json(attempt.placement_json)
         first_line = ray_message.strip().splitlines()[0] if ray_message.strip() else ""
-        self.store.transition(
-            job.id,
+        self._end(
+            job,
+            attempt,
+            AttemptState.PREEMPTED,
             JobState.PREEMPTED,
-            at=now,
-            expect=ACTIVE,
             reason=f"lost {placement.describe()} (pool {placement.offering.pool}): {first_line}",
-            job_updates={"interruptions": job.interruptions + 1, "cost": job.cost + line.total_usd},
-            attempt_updates={
-                "state": AttemptState.PREEMPTED,
-                "ended_at": now,
-                "message": first_line or "node lost",
-                "cost": line.total_usd,
-            },
-            ledger=line,
+            message=first_line or "node lost",
+            expect=ACTIVE,
+            job_updates={"interruptions": job.interruptions + 1},
         )
         if self.is_cloud(attempt) and attempt.id is not None:
             assert self.clusters is not None
@@ -142,25 +136,65 @@ class AttemptEndings:
             self.clusters.release(attempt.id)
 
     def fail(self, job: JobRecord, attempt: AttemptRecord, why: str) -> JobRecord:
+        failed = self._end(
+            job,
+            attempt,
+            AttemptState.FAILED,
+            JobState.FAILED,
+            reason=why,
+            message=why,
+            job_updates={"message": why},
+        )
+        self.release(attempt)
+        return failed
+
+    def yielded(self, job: JobRecord, attempt: AttemptRecord, why: str) -> None:
+        """A scavenger stepped aside: no interruption counted, no pool blocked, its cluster
+        given back; it queues again. Left alone if it ended meanwhile."""
+        with contextlib.suppress(StaleState):
+            self._end(
+                job,
+                attempt,
+                AttemptState.YIELDED,
+                JobState.PREEMPTED,
+                reason=f"yielded: {why}",
+                message=why,
+                expect=ACTIVE,
+            )
+            self.release(attempt)
+
+    def _end(
+        self,
+        job: JobRecord,
+        attempt: AttemptRecord,
+        outcome: AttemptState,
+        target: JobState,
+        *,
+        reason: str,
+        message: str,
+        expect: Sequence[JobState] | None = None,
+        job_updates: dict[str, Any] | None = None,
+    ) -> JobRecord:
+        """The attempt settled (its ledger line) and ended with ``outcome``, the job moved
+        to ``target`` with the cost added: one transition."""
         assert job.id is not None
         now = self.clock()
-        line = self.settle(attempt, now, AttemptState.FAILED)
-        failed = self.store.transition(
+        line = self.settle(attempt, now, outcome)
+        return self.store.transition(
             job.id,
-            JobState.FAILED,
+            target,
             at=now,
-            reason=why,
-            job_updates={"message": why, "cost": job.cost + line.total_usd},
+            expect=expect,
+            reason=reason,
+            job_updates={**(job_updates or {}), "cost": job.cost + line.total_usd},
             attempt_updates={
-                "state": AttemptState.FAILED,
+                "state": outcome,
                 "ended_at": now,
-                "message": why,
+                "message": message,
                 "cost": line.total_usd,
             },
             ledger=line,
         )
-        self.release(attempt)
-        return failed
 
     def unreadable(self, job: JobRecord, exc: ValidationError) -> str:
         """A stored spec this version no longer accepts (written by an older one, or by

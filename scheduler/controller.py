@@ -517,25 +517,7 @@ class Controller:
         if attempt.cluster_address:
             with contextlib.suppress(RayUnavailable):
                 self.ray(attempt.cluster_address).stop(attempt.submission_id)
-        now = self.clock()
-        line = self.ends.settle(attempt, now, AttemptState.YIELDED)
-        with contextlib.suppress(StaleState):
-            self.store.transition(
-                job_id,
-                JobState.PREEMPTED,
-                at=now,
-                expect=ACTIVE,
-                reason=f"yielded: {why}",
-                job_updates={"cost": job.cost + line.total_usd},
-                attempt_updates={
-                    "state": AttemptState.YIELDED,
-                    "ended_at": now,
-                    "message": why,
-                    "cost": line.total_usd,
-                },
-                ledger=line,
-            )
-            self.ends.release(attempt)
+        self.ends.yielded(job, attempt, why)
 
     def _cancel(self, job: JobRecord, stop_timeout_s: float = 30.0, why: str = "") -> None:
         assert job.id is not None
