@@ -209,22 +209,22 @@ class Controller:
 
     def _placing_step(self, jobs: list[JobRecord]) -> tuple[list[JobRecord], list[str]]:
         """Preempted jobs to MIGRATING, then every queued job placed; the records after."""
-        now: dict[int, JobRecord] = {}
+        moved: dict[int, JobRecord] = {}
         for job in jobs:
             assert job.id is not None
             if job.state == JobState.PREEMPTED and not job.cancel_requested:
                 with contextlib.suppress(StaleState):  # another process moved it first
-                    now[job.id] = self.store.transition(
+                    moved[job.id] = self.store.transition(
                         job.id,
                         JobState.MIGRATING,
                         at=self.clock(),
                         expect=[JobState.PREEMPTED],
                         reason="re-planning without the pool that preempted it",
                     )
-        jobs = [now.get(j.id or 0, j) for j in jobs]
+        jobs = [moved.get(j.id or 0, j) for j in jobs]
         placed, said = self._place_all([j for j in jobs if queued(j)])
-        now = {j.id or 0: j for j in placed}
-        return [now.get(j.id or 0, j) for j in jobs], said
+        after = {j.id or 0: j for j in placed}
+        return [after.get(j.id or 0, j) for j in jobs], said
 
     def _place_all(self, jobs: Sequence[JobRecord]) -> tuple[list[JobRecord], list[str]]:
         """Decide each job's placement and write them PLACE_BATCH at a time: one write
