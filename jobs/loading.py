@@ -155,8 +155,8 @@ def load_spec(
     except (ValueError, TypeError, OverflowError) as exc:
         # PyYAML builds dates itself: 'deadline: 2026-13-01' fails outside YAMLError.
         raise SpecError(f"{source}: malformed YAML value: {_clip(str(exc))}") from None
-    if isinstance(data, dict) and "name" not in data:
-        data = {"name": _default_name(path), **data}
+    if isinstance(data, dict) and data.get("name") is None:  # absent or `name:` left empty
+        data = {**data, "name": _default_name(path)}
     return parse_spec(data, source=source, now=now, base_dir=path.parent, keyring=keyring)
 
 

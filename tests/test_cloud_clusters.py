@@ -38,7 +38,7 @@ from tests.fakes.aws_env import REGION, aws_environment, raw_ec2, run_tagged, sp
 from tests.fakes.aws_pricing import ec2_product
 from tests.running import kill_controllers, wait_for_step
 
-JOBS = 50
+JOBS = 30
 
 AMI = "ami-12c6146b"
 STEPS = """
@@ -278,7 +278,7 @@ def test_orphaned_machines_are_terminated(
 def test_killed_controllers_launch_each_machine_once(
     aws: dict[str, Any], priced: None, gpu_ray: str, tmp_path: Path
 ) -> None:
-    """50 jobs on AWS while `sched controller` is killed with -9 at random moments: every
+    """30 jobs on AWS while `sched controller` is killed with -9 at random moments: every
     job runs exactly once, and every launch key names exactly one machine in moto."""
     env = sched_env(tmp_path / "home", gpu_ray)
     s = Scheduler(load_settings(env))

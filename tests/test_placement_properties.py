@@ -473,7 +473,7 @@ def test_why_none_names_the_budget_and_the_cheapest_total(
 # ---- 6. reading less changes nothing the user sees ------------------------------------------
 
 
-THOROUGH = settings(max_examples=600, deadline=None)
+THOROUGH = settings(max_examples=400, deadline=None)
 """Cheap plans, and the cases that break them (ties, a budget crossed mid-read) are rare."""
 
 

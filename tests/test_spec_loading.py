@@ -158,3 +158,10 @@ def test_a_workdir_name_too_long_for_the_filesystem_is_one_line(tmp_path: Path) 
     than the filesystem allows; hypothesis found it as a traceback."""
     message = error_of({"run": "x", "workdir": "x" * 300})
     assert message.endswith("workdir: File name too long"), message
+
+
+def test_a_name_left_empty_defaults_to_the_file_stem_like_a_missing_one(tmp_path: Path) -> None:
+    """Found by hypothesis: `name:` with no value was stored as "job", not the file's stem."""
+    path = tmp_path / "train-run.yaml"
+    path.write_text("name:\nrun: python train.py\n")
+    assert load_spec(path, now=NOW).name == "train-run"
