@@ -100,7 +100,7 @@ def test_two_controllers_started_at_once_run_each_job_once(
     s = Scheduler(settings)
     ids = [
         s.submit({"name": f"both-{i}", "run": "echo ran-$SCHED_JOB_ID"}, start=False).id
-        for i in range(12)
+        for i in range(8)
     ]
     controllers = [
         subprocess.Popen(
